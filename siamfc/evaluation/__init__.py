@@ -1,0 +1,55 @@
+"""Benchmark evaluation: track, score with got10k, write summary.json and plots."""
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+from typing import Any
+
+from ..errors import InputError
+from ..io import write_json
+from .benchmarks import load_benchmark
+from ..models.checkpoint import load_checkpoint
+from .runner import SPECIAL_CHECKPOINTS, TrackerSpec, run_sequences
+from .summary import format_table, got10k_summary, make_experiment, otb_summary
+
+__all__ = ["TrackerSpec", "evaluate", "format_table"]
+
+
+def evaluate(spec: TrackerSpec, benchmark: str, root: str, out: str, workers: int = 1,
+             only: list[str] | None = None, threads: int | None = None) -> dict[str, Any]:
+    """Run ``spec`` on a benchmark and write results, reports and ``OUT/summary.json``.
+
+    Finished sequences are kept from earlier runs; failed ones are listed in the
+    summary under ``failed`` and the rest are scored.
+    """
+    if spec.checkpoint not in SPECIAL_CHECKPOINTS:
+        load_checkpoint(spec.checkpoint)  # fail on a bad file before any tracking starts
+    bench = load_benchmark(benchmark, root, only)
+    kind, title = bench.spec.kind, bench.spec.title
+    otb_kind, otb_title = ("uav", f"{title}-OTB") if kind == "got10k" else (kind, title)
+    layouts = [("otb", os.path.join(out, "results", otb_title))]
+    if kind == "got10k":
+        layouts.append(("got10k", os.path.join(out, "results", title)))
+    failed = dict(bench.failed)
+    failed.update(run_sequences(spec, bench.sequences, layouts, workers, threads))
+    done = [s for s in bench.sequences if s.name not in failed]
+    if not done:
+        raise InputError(f"{root}: no sequence of {title} could be tracked "
+                         f"({len(failed)} failed; first: {next(iter(failed.values()), 'none')})")
+    name = spec.tracker_name
+    with contextlib.redirect_stdout(io.StringIO()):  # got10k prints per-tracker chatter
+        perf = make_experiment(otb_kind, done, otb_title, out).report([name])[name]
+        got = make_experiment("got10k", done, title, out).report([name])[name] if kind == "got10k" else None
+    summary: dict[str, Any] = {"tracker": name, "checkpoint": spec.checkpoint, "backend": spec.backend,
+                               "benchmark": title, "root": os.path.abspath(root)}
+    summary.update(otb_summary(perf, done))
+    if got is not None:
+        summary.update(got10k_summary(got, done))
+    summary["reports"] = sorted(os.path.relpath(os.path.join(dp, f), out)
+                                for t in {otb_title, title}
+                                for dp, _, files in os.walk(os.path.join(out, "reports", t))
+                                for f in files if f.endswith(".png"))
+    summary["failed"] = failed
+    write_json(os.path.join(out, "summary.json"), summary)
+    return summary

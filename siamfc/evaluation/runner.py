@@ -1,0 +1,145 @@
+"""Run a tracker over sequences, in parallel processes, writing got10k's result layout.
+
+Each sequence's boxes and times are written atomically as soon as it finishes,
+so an interrupted evaluation resumes with the sequences that have no record yet.
+A sequence that fails (a corrupt frame, say) is reported and the rest go on.
+"""
+from __future__ import annotations
+
+import multiprocessing as mp
+import os
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from ..config import TrackerConfig, from_dict, to_dict
+from ..data.sequences import Sequence
+from ..errors import InputError
+from ..io import write_text
+
+SPECIAL_CHECKPOINTS = ("identity", "random")
+
+
+@dataclass
+class TrackerSpec:
+    """Everything needed to build a tracker in another process."""
+
+    checkpoint: str                   # a file, or "identity" / "random"
+    name: str | None = None
+    backend: str = "fp32"
+    config: dict[str, Any] = field(default_factory=dict)
+    seed: int = 0                     # for "random"
+
+    @property
+    def tracker_name(self) -> str:
+        if self.name:
+            return self.name
+        if self.checkpoint == "identity":
+            return "IdentityTracker"
+        if self.checkpoint == "random":
+            return "RandomSiamFC"
+        return os.path.splitext(os.path.basename(self.checkpoint))[0]
+
+
+def build_tracker(spec: TrackerSpec) -> Any:
+    from got10k.trackers import IdentityTracker
+
+    from ..models.checkpoint import random_net
+    from ..tracking.tracker import SiamFCTracker
+
+    cfg = from_dict(TrackerConfig, spec.config)
+    if spec.checkpoint == "identity":
+        return IdentityTracker()
+    if spec.checkpoint == "random":
+        return SiamFCTracker(random_net(spec.seed).eval(), cfg, name=spec.tracker_name, backend=spec.backend)
+    return SiamFCTracker.from_checkpoint(spec.checkpoint, cfg, name=spec.tracker_name, backend=spec.backend)
+
+
+def otb_record(result_dir: str, name: str, seq: str) -> tuple[str, str]:
+    """got10k's OTB-family layout: NAME/SEQ.txt and NAME/times/SEQ_time.txt."""
+    return (os.path.join(result_dir, name, f"{seq}.txt"),
+            os.path.join(result_dir, name, "times", f"{seq}_time.txt"))
+
+
+def got10k_record(result_dir: str, name: str, seq: str) -> tuple[str, str]:
+    """got10k's GOT-10k layout: NAME/SEQ/SEQ_001.txt and NAME/SEQ/SEQ_time.txt."""
+    return (os.path.join(result_dir, name, seq, f"{seq}_001.txt"),
+            os.path.join(result_dir, name, seq, f"{seq}_time.txt"))
+
+
+def write_record(paths: tuple[str, str], boxes: np.ndarray, times: np.ndarray) -> None:
+    """Times first, boxes last: a record's box file marks it complete."""
+    write_text(paths[1], "".join(f"{t:.8f}\n" for t in times))
+    write_text(paths[0], "".join(",".join(f"{v:.3f}" for v in b) + "\n" for b in boxes))
+
+
+_WORKER: dict[str, Any] = {}
+
+
+def _init_worker(spec: TrackerSpec, threads: int) -> None:
+    torch.set_num_threads(threads)
+    _WORKER["tracker"] = build_tracker(spec)
+
+
+def _track_one(seq: Sequence, records: list[tuple[str, str]]) -> tuple[str, int, str | None]:
+    from ..tracking.tracker import run_tracker
+
+    try:
+        boxes, times = run_tracker(_WORKER["tracker"], seq.frames, seq.boxes[0])
+    except InputError as e:
+        return seq.name, len(seq), str(e)
+    for paths in records:
+        write_record(paths, boxes, times)
+    return seq.name, len(seq), None
+
+
+def run_sequences(spec: TrackerSpec, sequences: list[Sequence], record_dirs: list[tuple[str, str]],
+                  workers: int = 1, threads: int | None = None) -> dict[str, str]:
+    """Track every sequence without a finished record; returns failures (name -> error).
+
+    ``record_dirs`` lists ``(layout, result_dir)`` pairs with layout "otb" or
+    "got10k"; each finished sequence is written in every listed layout.
+    """
+    layout = {"otb": otb_record, "got10k": got10k_record}
+    name = spec.tracker_name
+    todo = []
+    for seq in sequences:
+        records = [layout[kind](root, name, seq.name) for kind, root in record_dirs]
+        if not all(os.path.exists(r[0]) for r in records):
+            todo.append((seq, records))
+    failed: dict[str, str] = {}
+    if not todo:
+        return failed
+    workers = max(1, min(workers, len(todo)))
+    threads = threads or max(1, (os.cpu_count() or 1) // workers)
+    bar = tqdm(total=len(todo), desc=f"tracking {name}", unit="seq")
+    if workers == 1:
+        previous = torch.get_num_threads()
+        _init_worker(spec, threads)
+        try:
+            for seq, records in todo:
+                _collect(_track_one(seq, records), failed, bar)
+        finally:
+            torch.set_num_threads(previous)
+            _WORKER.clear()
+    else:
+        ctx = mp.get_context("spawn")
+        with ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker,
+                                 initargs=(spec, threads)) as pool:
+            futures = [pool.submit(_track_one, seq, records) for seq, records in todo]
+            for fut in as_completed(futures):
+                _collect(fut.result(), failed, bar)
+    bar.close()
+    return failed
+
+
+def _collect(result: tuple[str, int, str | None], failed: dict[str, str], bar: tqdm) -> None:
+    name, _, error = result
+    if error:
+        failed[name] = error
+        tqdm.write(f"failed: {error}")
+    bar.update(1)

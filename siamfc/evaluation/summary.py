@@ -1,0 +1,98 @@
+"""Score tracking results with got10k's own report code and summarise them.
+
+got10k's experiments compute the metrics and draw the plots from result files.
+Their constructors are bypassed (they build datasets that may try to download),
+and each experiment is given a dataset of the sequences that were tracked.
+"""
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import numpy as np
+
+from ..data.sequences import Sequence
+
+
+class SequenceDataset:
+    """The got10k dataset interface over already-validated sequences."""
+
+    def __init__(self, sequences: list[Sequence], return_meta: bool = False) -> None:
+        self.sequences = sequences
+        self.seq_names = [s.name for s in sequences]
+        self.return_meta = return_meta
+
+    def __len__(self) -> int:
+        return len(self.sequences)
+
+    def __getitem__(self, index: int | str) -> tuple:
+        if isinstance(index, str):
+            index = self.seq_names.index(index)
+        s = self.sequences[index]
+        return (s.frames, s.boxes, s.meta) if self.return_meta else (s.frames, s.boxes)
+
+
+def make_experiment(kind: str, sequences: list[Sequence], title: str, out: str) -> Any:
+    from got10k.experiments import ExperimentGOT10k, ExperimentOTB, ExperimentUAV123
+
+    cls = {"otb": ExperimentOTB, "uav": ExperimentUAV123, "got10k": ExperimentGOT10k}[kind]
+    exp = cls.__new__(cls)
+    exp.dataset = SequenceDataset(sequences)
+    exp.result_dir = os.path.join(out, "results", title)
+    exp.report_dir = os.path.join(out, "reports", title)
+    if kind == "got10k":
+        exp.subset, exp.nbins_iou, exp.repetitions = "val", 101, 1
+    else:
+        exp.nbins_iou, exp.nbins_ce = 21, 51
+    return exp
+
+
+def bootstrap_se(values: np.ndarray, weights: np.ndarray, samples: int = 2000, seed: int = 0) -> float:
+    """Standard error of a weighted mean under resampling of whole sequences."""
+    values, weights = np.asarray(values, float), np.asarray(weights, float)
+    if len(values) < 2:
+        return float("nan")
+    idx = np.random.default_rng(seed).integers(0, len(values), size=(samples, len(values)))
+    means = (values[idx] * weights[idx]).sum(1) / np.maximum(weights[idx].sum(1), 1e-12)
+    return float(means.std(ddof=1))
+
+
+def otb_summary(performance: dict[str, Any], sequences: list[Sequence]) -> dict[str, Any]:
+    overall = performance["overall"]
+    lengths = {s.name: len(s) for s in sequences}
+    return {
+        "mean_auc": float(overall["success_score"]),
+        "mean_precision": float(overall["precision_score"]),
+        "mean_success_rate": float(overall["success_rate"]),
+        "fps": float(overall["speed_fps"]),
+        "sequences": {
+            name: {"auc": float(v["success_score"]), "precision": float(v["precision_score"]),
+                   "success_rate": float(v["success_rate"]), "fps": float(v["speed_fps"]),
+                   "frames": lengths[name]}
+            for name, v in performance["seq_wise"].items()},
+    }
+
+
+def got10k_summary(performance: dict[str, Any], sequences: list[Sequence]) -> dict[str, Any]:
+    overall = performance["overall"]
+    curve = overall["succ_curve"]
+    aos = [performance["seq_wise"][s.name]["ao"] for s in sequences]
+    visible = [max(int(np.sum(np.asarray(s.meta["cover"])[1:] > 0)), 0) for s in sequences]
+    return {"ao": float(overall["ao"]), "sr50": float(overall["sr"]), "sr75": float(curve[75]),
+            "ao_se": bootstrap_se(np.nan_to_num(aos), visible)}
+
+
+def format_table(summary: dict[str, Any]) -> str:
+    rows = [f"{'sequence':<24}{'frames':>7}{'AUC':>8}{'Prec@20':>9}{'SR0.5':>8}{'FPS':>9}"]
+    for name, v in summary["sequences"].items():
+        rows.append(f"{name:<24}{v['frames']:>7}{v['auc']:>8.3f}{v['precision']:>9.3f}"
+                    f"{v['success_rate']:>8.3f}{v['fps']:>9.1f}")
+    rows.append(f"{'mean':<24}{sum(v['frames'] for v in summary['sequences'].values()):>7}"
+                f"{summary['mean_auc']:>8.3f}{summary['mean_precision']:>9.3f}"
+                f"{summary['mean_success_rate']:>8.3f}{summary['fps']:>9.1f}")
+    if "ao" in summary:
+        rows.append(f"AO {summary['ao']:.3f} (bootstrap s.e. {summary['ao_se']:.3f})  "
+                    f"SR0.5 {summary['sr50']:.3f}  SR0.75 {summary['sr75']:.3f}")
+    for name, err in summary.get("failed", {}).items():
+        rows.append(f"FAILED {name}: {err}")
+    return "\n".join(rows)

@@ -1,0 +1,132 @@
+"""Checkpoint I/O for plain (full or slim) and FD backbones.
+
+Our format is ``{"state_dict": ..., "meta": {"widths", "fd", "config", "epoch"}}``.
+The loader also takes a bare state dict, as the public release weights are, and
+then infers the layer widths from the tensor shapes.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import nn
+
+from ..errors import InputError
+from ..io import torch_save
+from .backbone import AlexNet, init_weights
+from .fd import FDAlexNet, FDPlan
+from .net import SiamNet
+
+PREFIX = "backbone."
+
+
+@dataclass
+class LoadedCheckpoint:
+    net: SiamNet
+    meta: dict[str, Any]
+
+
+def build_net(widths: tuple[int, ...] | None = None, plan: FDPlan | None = None,
+              out_scale: float = 0.001) -> SiamNet:
+    backbone: nn.Module = FDAlexNet(plan) if plan is not None else AlexNet(widths or AlexNet().widths)
+    net = SiamNet(backbone, out_scale)
+    init_weights(net)
+    return net
+
+
+def random_net(seed: int = 0, widths: tuple[int, ...] | None = None) -> SiamNet:
+    """A randomly initialised network with a fixed seed (the untrained baseline)."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return build_net(widths)
+
+
+def save_checkpoint(path: str | os.PathLike, net: SiamNet, **meta: Any) -> None:
+    """Write ``net`` atomically in our format; ``meta`` adds e.g. config and epoch."""
+    backbone = net.backbone
+    info: dict[str, Any] = {"widths": None, "fd": None}
+    if isinstance(backbone, FDAlexNet):
+        info["fd"] = backbone.plan.to_meta()
+    else:
+        info["widths"] = list(backbone.widths)
+    info.update(meta)
+    state = {k: v.detach().cpu() for k, v in net.state_dict().items()}
+    torch_save({"state_dict": state, "meta": info}, path)
+
+
+def _read(path: str | os.PathLike) -> dict[str, Any]:
+    if not os.path.isfile(path):
+        raise InputError(f"{path}: checkpoint file not found")
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # torch raises many types for a corrupt file
+        raise InputError(f"{path}: not a readable PyTorch checkpoint ({type(e).__name__}: {e})") from None
+    if not isinstance(obj, dict):
+        raise InputError(f"{path}: checkpoint holds a {type(obj).__name__}, not a state dict")
+    return obj
+
+
+def _normalise_keys(state: dict[str, Any]) -> dict[str, torch.Tensor]:
+    """Accept DDP's ``module.`` prefix and backbone-only dicts without ``backbone.``."""
+    out = {}
+    for k, v in state.items():
+        if not isinstance(v, torch.Tensor):
+            continue
+        k = k.removeprefix("module.")
+        if not k.startswith(PREFIX) and k.startswith("conv"):
+            k = PREFIX + k
+        out[k] = v
+    return out
+
+
+def infer_widths(state: dict[str, torch.Tensor]) -> tuple[int, ...] | None:
+    keys = [f"{PREFIX}conv{i}.0.weight" for i in range(1, 6)]
+    if not all(k in state and state[k].ndim == 4 for k in keys):
+        return None
+    return tuple(int(state[k].shape[0]) for k in keys)
+
+
+def _mismatches(model: nn.Module, state: dict[str, torch.Tensor]) -> list[str]:
+    expected = model.state_dict()
+    problems = [f"missing {k}" for k in expected if k not in state]
+    problems += [f"unexpected {k}" for k in state if k not in expected]
+    problems += [f"{k} has {tuple(v.shape)}, expected {tuple(expected[k].shape)}"
+                 for k, v in state.items() if k in expected and v.shape != expected[k].shape]
+    return problems
+
+
+def load_checkpoint(path: str | os.PathLike, out_scale: float = 0.001) -> LoadedCheckpoint:
+    """Build the network a checkpoint describes and load its weights.
+
+    Raises :class:`InputError` with the list of mismatched keys and shapes when the
+    file does not fit an AlexNet-shaped SiamFC.
+    """
+    obj = _read(path)
+    meta = dict(obj.get("meta") or {}) if "state_dict" in obj else {}
+    state = _normalise_keys(obj["state_dict"] if "state_dict" in obj else obj)
+    plan = FDPlan.from_meta(meta["fd"]) if meta.get("fd") else None
+    widths = None
+    if plan is None:
+        widths = infer_widths(state)
+        if widths is None:
+            missing = [f"{PREFIX}conv{i}.0.weight" for i in range(1, 6)
+                       if f"{PREFIX}conv{i}.0.weight" not in state]
+            raise InputError(f"{path}: checkpoint does not fit an AlexNet-shaped SiamFC: "
+                             f"missing {', '.join(missing) or 'conv weights of rank 4'}")
+        try:
+            net = build_net(widths, out_scale=out_scale)
+        except ValueError as e:
+            raise InputError(f"{path}: checkpoint widths {widths} do not fit SiamFC's AlexNet: {e}") from None
+    else:
+        net = build_net(plan=plan, out_scale=out_scale)
+    problems = _mismatches(net, state)
+    if problems:
+        shown = "; ".join(problems[:8]) + (f"; and {len(problems) - 8} more" if len(problems) > 8 else "")
+        raise InputError(f"{path}: checkpoint does not fit an AlexNet-shaped SiamFC "
+                         f"(widths {widths or 'FD'}): {shown}")
+    net.load_state_dict(state)
+    meta.setdefault("widths", list(widths) if widths else None)
+    meta.setdefault("fd", None)
+    return LoadedCheckpoint(net.eval(), meta)

@@ -1,0 +1,65 @@
+import cv2
+import numpy as np
+import pytest
+
+from siamfc.boxes import from_center, to_center
+from siamfc.tracking.ops import crop_region, fill_color
+
+
+def padded_crop(img, center, size, out_size, fill):
+    """Oracle: pad the whole frame, then slice (what SiamFC implementations do)."""
+    side = round(size)
+    y0, x0 = np.round(center - (side - 1) / 2).astype(int)
+    pad = max(0, -y0, -x0, y0 + side - img.shape[0], x0 + side - img.shape[1])
+    big = cv2.copyMakeBorder(img, pad, pad, pad, pad, cv2.BORDER_CONSTANT, value=fill.tolist())
+    patch = big[y0 + pad:y0 + pad + side, x0 + pad:x0 + pad + side]
+    return cv2.resize(patch, (out_size, out_size), interpolation=cv2.INTER_LINEAR)
+
+
+@pytest.fixture
+def coord_image():
+    # Each pixel encodes its own coordinates, so a crop's content reveals where it came from.
+    h, w = 120, 160
+    yy, xx = np.mgrid[0:h, 0:w]
+    return np.stack([yy * 2 % 256, xx % 256, (xx + yy) % 256], axis=-1).astype(np.uint8)
+
+
+def test_inside_crop_is_the_exact_window(coord_image):
+    fill = np.array([7, 7, 7], np.uint8)
+    # side 21 at centre (40, 60): rows 30..50, cols 50..70; no resize when out_size == side.
+    out = crop_region(coord_image, np.array([40.0, 60.0]), 21, 21, fill)
+    np.testing.assert_array_equal(out, coord_image[30:51, 50:71])
+
+
+@pytest.mark.parametrize("center,size", [
+    ((5.0, 5.0), 41.0),        # crosses the top-left corner
+    ((115.0, 150.0), 63.4),    # crosses the bottom-right corner
+    ((60.0, -30.0), 50.0),     # entirely left of the frame
+    ((60.0, 80.0), 400.0),     # far larger than the frame
+    ((60.5, 80.5), 127.5),     # half-pixel centre and size
+])
+def test_border_crops_match_padded_frame(coord_image, center, size):
+    fill = fill_color(coord_image)
+    got = crop_region(coord_image, np.array(center), size, 127, fill)
+    want = padded_crop(coord_image, np.array(center), size, 127, fill)
+    np.testing.assert_array_equal(got, want)
+
+
+def test_outside_pixels_take_the_fill_colour(coord_image):
+    fill = np.array([200, 10, 99], np.uint8)
+    out = crop_region(coord_image, np.array([0.0, 0.0]), 41, 41, fill)
+    # Rows/cols 0..19 of the crop lie before the frame's first row/col.
+    assert (out[:20, :20] == fill).all()
+    np.testing.assert_array_equal(out[20:, 20:], coord_image[:21, :21])
+
+
+def test_fill_colour_is_the_rounded_frame_mean(coord_image):
+    np.testing.assert_array_equal(fill_color(coord_image),
+                                  np.round(coord_image.reshape(-1, 3).mean(0)).astype(np.uint8))
+
+
+def test_box_centre_round_trip():
+    box = np.array([10.5, 20.0, 31.0, 17.0])
+    center, size = to_center(box)
+    np.testing.assert_allclose(center, [20.0 - 1 + 8.0, 10.5 - 1 + 15.0])
+    np.testing.assert_allclose(from_center(center, size), box)

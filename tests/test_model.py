@@ -1,0 +1,41 @@
+import pytest
+import torch
+
+from siamfc.models.backbone import FULL_WIDTHS, AlexNet, widths_from_rates
+from siamfc.models.checkpoint import build_net
+
+
+@pytest.mark.parametrize("rate,widths", [
+    (1.0, FULL_WIDTHS),
+    (0.3, (28, 76, 114, 114, 76)),
+    (0.15, (14, 38, 56, 56, 38)),
+])
+def test_width_rule(rate, widths):
+    assert widths_from_rates([rate] * 5) == widths
+
+
+@pytest.mark.parametrize("widths", [FULL_WIDTHS, (28, 76, 114, 114, 76), (14, 38, 56, 56, 38)])
+def test_output_shapes(widths):
+    net = build_net(widths).eval()
+    z, x = torch.rand(1, 3, 127, 127), torch.rand(3, 3, 255, 255)
+    with torch.no_grad():
+        fz, fx = net.backbone(z), net.backbone(x)
+        assert fz.shape == (1, widths[4], 6, 6)
+        assert fx.shape == (3, widths[4], 22, 22)
+        assert net(z, x).shape == (3, 1, 17, 17)
+        # A batch of pairs correlates pair-wise.
+        assert net(z.expand(3, -1, -1, -1), x).shape == (3, 1, 17, 17)
+
+
+def test_groups_and_state_dict_layout():
+    net = build_net((28, 76, 114, 114, 76))
+    sd = net.state_dict()
+    assert sd["backbone.conv2.0.weight"].shape == (76, 14, 5, 5)       # groups=2
+    assert sd["backbone.conv3.0.weight"].shape == (114, 76, 3, 3)      # groups=1
+    assert "backbone.conv5.1.weight" not in sd                          # no BN after conv5
+    assert sd["backbone.conv1.1.running_var"].shape == (28,)
+
+
+def test_widths_must_fit_groups():
+    with pytest.raises(ValueError):
+        AlexNet((27, 76, 114, 114, 76))

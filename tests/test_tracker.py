@@ -1,0 +1,51 @@
+import numpy as np
+import pytest
+
+from got10k.utils.metrics import rect_iou
+
+from siamfc.config import TrackerConfig
+from siamfc.errors import InputError
+from siamfc.models.checkpoint import random_net
+from siamfc.tracking.tracker import SiamFCTracker
+
+from conftest import REAL, REFERENCE, WEIGHTS, moving_patch_clip, need_shared
+
+
+def test_release_weights_follow_a_moving_textured_patch(release_30):
+    frames, gt = moving_patch_clip(n=40)
+    tracker = SiamFCTracker.from_checkpoint(str(release_30))
+    tracker.init(frames[0], gt[0])
+    boxes = np.array([gt[0]] + [tracker.update(f) for f in frames[1:]])
+    ious = rect_iou(boxes, gt)
+    assert ious.min() > 0.5, ious
+    # The target moved ~140 px; a tracker that stood still would have lost it.
+    assert rect_iou(np.repeat(gt[:1], len(gt), 0), gt)[-1] == 0
+
+
+@pytest.mark.parametrize("weights", ["FDSiamfc_30", "FDSiamfc_15"])
+@pytest.mark.parametrize("seq", ["Crossing", "Football1", "S0601"])
+def test_frame_by_frame_parity_with_public_implementation(weights, seq):
+    need_shared(WEIGHTS / f"{weights}.pth", REAL / seq, REFERENCE / weights / f"{seq}.txt")
+    from siamfc.data.sequences import otb_folder_sequence
+    s = otb_folder_sequence(str(REAL / seq))
+    tracker = SiamFCTracker.from_checkpoint(str(WEIGHTS / f"{weights}.pth"))
+    boxes, times = tracker.track(s.frames, s.boxes[0])
+    ref = np.loadtxt(REFERENCE / weights / f"{seq}.txt", delimiter=",")
+    assert boxes.shape == ref.shape
+    np.testing.assert_allclose(boxes, ref, atol=0.01)
+    assert (times[1:] > 0).all()
+
+
+@pytest.mark.parametrize("box", [[10, 10, 0, 20], [10, 10, 20, -1], [np.nan, 1, 2, 3]])
+def test_invalid_initial_box_is_rejected(box):
+    tracker = SiamFCTracker(random_net(), TrackerConfig())
+    with pytest.raises(InputError, match="initial box"):
+        tracker.init(np.zeros((100, 100, 3), np.uint8), np.array(box, float))
+
+
+def test_target_near_the_border_stays_finite():
+    frames, gt = moving_patch_clip(n=8, step=(-8.0, -9.0))
+    tracker = SiamFCTracker(random_net(), TrackerConfig())
+    tracker.init(frames[0], gt[0])
+    for f in frames[1:]:
+        assert np.isfinite(tracker.update(f)).all()
