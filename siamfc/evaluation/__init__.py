@@ -16,12 +16,25 @@ from .summary import format_table, got10k_summary, make_experiment, otb_summary
 __all__ = ["TrackerSpec", "evaluate", "format_table"]
 
 
+@contextlib.contextmanager
+def quiet_plots():
+    """Silence got10k's report chatter and close the figures it leaves open."""
+    import matplotlib.pyplot as plt
+    try:
+        with contextlib.redirect_stdout(io.StringIO()):
+            yield
+    finally:
+        plt.close("all")
+
+
 def evaluate(spec: TrackerSpec, benchmark: str, root: str, out: str, workers: int = 1,
-             only: list[str] | None = None, threads: int | None = None) -> dict[str, Any]:
+             only: list[str] | None = None, threads: int | None = None,
+             summary_file: str = "summary.json") -> dict[str, Any]:
     """Run ``spec`` on a benchmark and write results, reports and ``OUT/summary.json``.
 
     Finished sequences are kept from earlier runs; failed ones are listed in the
-    summary under ``failed`` and the rest are scored.
+    summary under ``failed`` and the rest are scored. Several trackers may share
+    one ``out`` (with distinct ``summary_file`` names) to be plotted together.
     """
     if spec.checkpoint not in SPECIAL_CHECKPOINTS:
         load_checkpoint(spec.checkpoint)  # fail on a bad file before any tracking starts
@@ -38,7 +51,7 @@ def evaluate(spec: TrackerSpec, benchmark: str, root: str, out: str, workers: in
         raise InputError(f"{root}: no sequence of {title} could be tracked "
                          f"({len(failed)} failed; first: {next(iter(failed.values()), 'none')})")
     name = spec.tracker_name
-    with contextlib.redirect_stdout(io.StringIO()):  # got10k prints per-tracker chatter
+    with quiet_plots():
         perf = make_experiment(otb_kind, done, otb_title, out).report([name])[name]
         got = make_experiment("got10k", done, title, out).report([name])[name] if kind == "got10k" else None
     summary: dict[str, Any] = {"tracker": name, "checkpoint": spec.checkpoint, "backend": spec.backend,
@@ -51,5 +64,22 @@ def evaluate(spec: TrackerSpec, benchmark: str, root: str, out: str, workers: in
                                 for dp, _, files in os.walk(os.path.join(out, "reports", t))
                                 for f in files if f.endswith(".png"))
     summary["failed"] = failed
-    write_json(os.path.join(out, "summary.json"), summary)
+    write_json(os.path.join(out, summary_file), summary)
     return summary
+
+
+def report_together(benchmark: str, root: str, out: str, names: list[str]) -> list[str]:
+    """got10k's plots with several trackers' curves, from results already under ``out``.
+
+    Returns the PNG paths (in ``out/reports/<benchmark>/<names[0]>/``).
+    """
+    bench = load_benchmark(benchmark, root)
+    kind, title = bench.spec.kind, bench.spec.title
+    otb_kind, otb_title = ("uav", f"{title}-OTB") if kind == "got10k" else (kind, title)
+    pngs = []
+    with quiet_plots():
+        for k, t in ((otb_kind, otb_title),) + (((kind, title),) if kind == "got10k" else ()):
+            make_experiment(k, bench.sequences, t, out).report(names)
+            folder = os.path.join(out, "reports", t, names[0])
+            pngs += sorted(os.path.join(folder, f) for f in os.listdir(folder) if f.endswith(".png"))
+    return pngs

@@ -83,13 +83,13 @@ def got10k_summary(performance: dict[str, Any], sequences: list[Sequence]) -> di
 
 
 def format_table(summary: dict[str, Any]) -> str:
-    rows = [f"{'sequence':<24}{'frames':>7}{'AUC':>8}{'Prec@20':>9}{'SR0.5':>8}{'FPS':>9}"]
+    rows = [f"{'sequence':<24}{'frames':>7}{'AUC':>8}{'Prec@20':>9}{'SR0.5':>8}{'FPS':>10}"]
     for name, v in summary["sequences"].items():
         rows.append(f"{name:<24}{v['frames']:>7}{v['auc']:>8.3f}{v['precision']:>9.3f}"
-                    f"{v['success_rate']:>8.3f}{v['fps']:>9.1f}")
+                    f"{v['success_rate']:>8.3f}{v['fps']:>10.1f}")
     rows.append(f"{'mean':<24}{sum(v['frames'] for v in summary['sequences'].values()):>7}"
                 f"{summary['mean_auc']:>8.3f}{summary['mean_precision']:>9.3f}"
-                f"{summary['mean_success_rate']:>8.3f}{summary['fps']:>9.1f}")
+                f"{summary['mean_success_rate']:>8.3f}{summary['fps']:>10.1f}")
     if "ao" in summary:
         rows.append(f"AO {summary['ao']:.3f} (bootstrap s.e. {summary['ao_se']:.3f})  "
                     f"SR0.5 {summary['sr50']:.3f}  SR0.75 {summary['sr75']:.3f}")

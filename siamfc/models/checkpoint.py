@@ -43,8 +43,8 @@ def random_net(seed: int = 0, widths: tuple[int, ...] | None = None) -> SiamNet:
         return build_net(widths)
 
 
-def save_checkpoint(path: str | os.PathLike, net: SiamNet, **meta: Any) -> None:
-    """Write ``net`` atomically in our format; ``meta`` adds e.g. config and epoch."""
+def checkpoint_payload(net: SiamNet, **meta: Any) -> dict[str, Any]:
+    """The ``{"state_dict", "meta"}`` dict of our format; ``meta`` adds e.g. epoch."""
     backbone = net.backbone
     info: dict[str, Any] = {"widths": None, "fd": None}
     if isinstance(backbone, FDAlexNet):
@@ -53,7 +53,12 @@ def save_checkpoint(path: str | os.PathLike, net: SiamNet, **meta: Any) -> None:
         info["widths"] = list(backbone.widths)
     info.update(meta)
     state = {k: v.detach().cpu() for k, v in net.state_dict().items()}
-    torch_save({"state_dict": state, "meta": info}, path)
+    return {"state_dict": state, "meta": info}
+
+
+def save_checkpoint(path: str | os.PathLike, net: SiamNet, **meta: Any) -> None:
+    """Write ``net`` atomically in our format."""
+    torch_save(checkpoint_payload(net, **meta), path)
 
 
 def _read(path: str | os.PathLike) -> dict[str, Any]:

@@ -110,6 +110,22 @@ class FDAlexNet(nn.Module):
                 x = block[j](x)
         return x
 
+    def trace(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Intermediate tensors by name: ``conv{i}`` (conv output, pre-squeeze),
+        ``squeeze{i}`` (squeeze output) and ``block{i}`` (the layer's output)."""
+        out = {}
+        for i in range(1, 6):
+            block = getattr(self, f"conv{i}")
+            x = out[f"conv{i}"] = block[0](x)
+            if self.plan.squeezed(i):
+                x = out[f"squeeze{i}"] = getattr(self, f"squeeze{i}")(x)
+                if self.plan.combined(i):
+                    x = getattr(self, f"combine{i}")(x)
+            for j in range(1, len(block)):
+                x = block[j](x)
+            out[f"block{i}"] = x
+        return out
+
     def set_trainable(self, fine_tune: bool) -> list[str]:
         """Freeze all but this step's parameters (or none when fine-tuning).
 

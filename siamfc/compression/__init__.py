@@ -1,0 +1,1 @@
+"""Feature-Distilling compression: step transitions, the phase driver and the transform."""

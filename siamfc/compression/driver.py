@@ -1,0 +1,245 @@
+"""The compression driver: FD steps 1-9, each followed by a fine-tune, with selection.
+
+A phase is one step or one fine-tune. It starts from the previous phase's
+selected checkpoint, trains for its epochs (the step's parameters only, or all of
+them when fine-tuning), scores the candidate epochs on the selection benchmark
+(0.4 AUC + 0.4 precision + 0.2 success rate, as in the paper) and keeps the best.
+``state.json`` (machine-readable) and ``compress_log.md`` (for people) are rewritten
+after every phase; a re-run of the same command skips finished phases and
+resumes the phase in flight from its last epoch checkpoint.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import torch
+
+from ..errors import InputError
+from ..evaluation import TrackerSpec, evaluate
+from ..io import read_json, write_json, write_text
+from ..models.checkpoint import load_checkpoint
+from ..models.fd import LAST_STEP, FDAlexNet, FDPlan
+from ..models.net import SiamNet
+from ..training.trainer import TrainConfig, Trainer, epoch_path
+from .transitions import TRANSITIONS, carry_over, init_hourglass, init_narrowed
+
+DISTILL_MODES = ("none", "response")
+
+
+@dataclass
+class SelectConfig:
+    """Where and how candidate checkpoints are scored."""
+
+    benchmark: str = "got10k-val"
+    root: str = ""
+    workers: int = 2
+    backend: str = "fp32"
+    sequences: int = 0                 # use only the first N sequences (0 = all)
+
+
+@dataclass
+class CompressConfig:
+    rates: list[float] = field(default_factory=lambda: [0.3] * 5)
+    grouping: str = "conv"             # squeeze/combine groups: conv (paper) | aligned
+    transition: str = "inherit"        # even-step initialisation: fresh (paper) | inherit
+    distill: str = "none"              # none | response
+    distill_weight: float = 1.0
+    candidates: int = 2                # newest epochs of a phase that compete for selection
+    sample_images: int = 32            # crops used by the inherit initialisation
+    step: TrainConfig = field(default_factory=lambda: TrainConfig(epochs=50, initial_lr=1e-2, ultimate_lr=1e-4))
+    finetune: TrainConfig = field(default_factory=lambda: TrainConfig(epochs=10, initial_lr=1e-3, ultimate_lr=1e-5))
+    select: SelectConfig = field(default_factory=SelectConfig)
+    seed: int = 0
+    last_step: int = LAST_STEP         # stop early (the transform needs step 9)
+
+
+def phases(last_step: int = LAST_STEP) -> list[tuple[str, int, bool]]:
+    """(name, step, fine_tune) for the phases in order: 18 for a full compression."""
+    out = []
+    for step in range(1, last_step + 1):
+        out += [(f"step{step}", step, False), (f"finetune{step}", step, True)]
+    return out
+
+
+class DistillTrainer(Trainer):
+    """Adds a response-distillation term: the student's score map is pulled toward
+    the frozen teacher's (mean squared error relative to the teacher's energy)."""
+
+    def __init__(self, *args: Any, teacher: SiamNet | None = None, weight: float = 1.0, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.teacher = teacher.to(self.device, memory_format=self.memory_format).eval() if teacher else None
+        self.weight = weight
+        if self.teacher is not None:
+            for p in self.teacher.parameters():
+                p.requires_grad_(False)
+
+    def loss(self, z: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        responses = self.model(z, x)
+        from ..training.losses import balanced_loss
+        loss = balanced_loss(responses, self.labels(responses))
+        if self.teacher is not None:
+            with torch.no_grad():
+                target = self.teacher(z, x).float()
+            loss = loss + self.weight * ((responses.float() - target) ** 2).mean() / target.pow(2).mean().clamp_min(1e-8)
+        return loss
+
+
+def selection_score(summary: dict[str, Any]) -> float:
+    return 0.4 * summary["mean_auc"] + 0.4 * summary["mean_precision"] + 0.2 * summary["mean_success_rate"]
+
+
+class Compressor:
+    """Runs the phases of one compression into ``out_dir``."""
+
+    def __init__(self, cfg: CompressConfig, teacher: str, crops_dir: str, out_dir: str) -> None:
+        if cfg.transition not in TRANSITIONS:
+            raise InputError(f"transition must be one of {TRANSITIONS}, got '{cfg.transition}'")
+        if cfg.distill not in DISTILL_MODES:
+            raise InputError(f"distill must be one of {DISTILL_MODES}, got '{cfg.distill}'")
+        if not cfg.select.root:
+            raise InputError("compress.select.root is empty: give the selection benchmark's root folder")
+        self.cfg, self.teacher_path, self.crops_dir, self.out_dir = cfg, teacher, crops_dir, out_dir
+        loaded = load_checkpoint(teacher)
+        if loaded.meta.get("fd") or tuple(loaded.net.backbone.widths) != (96, 256, 384, 384, 256):
+            raise InputError(f"{teacher}: the teacher must be a full-width SiamFC checkpoint")
+        self.teacher_state = loaded.net.state_dict()
+        self.state_path = os.path.join(out_dir, "state.json")
+        self.state = read_json(self.state_path) if os.path.isfile(self.state_path) else {
+            "config": asdict(cfg), "teacher": os.path.abspath(teacher), "phases": []}
+
+    # ---------------------------------------------------------------- helpers
+    def path(self, relative: str) -> str:
+        """Paths in state.json are relative to the run folder, so it can move."""
+        return os.path.join(self.out_dir, relative)
+
+    def plan(self, step: int) -> FDPlan:
+        return FDPlan(tuple(self.cfg.rates), step, self.cfg.grouping)
+
+    def net_for(self, step: int) -> SiamNet:
+        return SiamNet(FDAlexNet(self.plan(step)))
+
+    def sample(self) -> torch.Tensor:
+        """Fixed training crops (search images) for the inherit initialisation."""
+        from ..data.pairs import PairDataset
+        ds = PairDataset(self.crops_dir, self.cfg.step.pairs, self.cfg.seed)
+        n = min(self.cfg.sample_images, len(ds))
+        idx = torch.linspace(0, len(ds) - 1, n).long().tolist()
+        return torch.stack([ds[i][1] for i in idx]).float()
+
+    def previous(self, index: int) -> tuple[dict[str, torch.Tensor], int]:
+        """State dict and step that phase ``index`` starts from."""
+        if index == 0:
+            return self.teacher_state, 0
+        prev = self.state["phases"][index - 1]
+        return load_checkpoint(self.path(prev["selected"])).net.state_dict(), prev["step"]
+
+    def initial_net(self, index: int, step: int, fine_tune: bool) -> tuple[SiamNet, dict[str, Any]]:
+        torch.manual_seed(self.cfg.seed * 1000 + index)
+        old_state, old_step = self.previous(index)
+        net = self.net_for(step)
+        info: dict[str, Any] = {"fresh": carry_over(net.backbone, {k.removeprefix("backbone."): v for k, v in old_state.items()})}
+        if fine_tune or self.cfg.transition == "fresh":
+            return net, info
+        old = self.net_for(old_step)
+        old.load_state_dict(old_state)
+        layer = (step + 1) // 2
+        sample = self.sample()
+        if step % 2:
+            init_hourglass(net.backbone, old.backbone, layer, sample)
+            info["init"] = f"PCA hourglass at conv{layer}"
+        else:
+            info["init"] = f"least-squares conv{layer + 1} on distilled conv{layer}"
+            info["fit_residual"] = init_narrowed(net.backbone, old.backbone, layer, sample, seed=self.cfg.seed)
+        return net, info
+
+    def teacher_net(self) -> SiamNet | None:
+        if self.cfg.distill == "none":
+            return None
+        net = self.net_for(0)
+        net.load_state_dict(self.teacher_state)
+        return net
+
+    # ---------------------------------------------------------------- phases
+    def run(self) -> str:
+        """Run every unfinished phase; returns the final FD checkpoint path."""
+        os.makedirs(self.out_dir, exist_ok=True)
+        done = {p["name"] for p in self.state["phases"] if p["status"] == "done"}
+        for index, (name, step, fine_tune) in enumerate(phases(self.cfg.last_step)):
+            if name not in done:
+                self.run_phase(index, name, step, fine_tune)
+        final = os.path.join(self.out_dir, "fd_model.pth")
+        shutil.copyfile(self.path(self.state["phases"][-1]["selected"]), final + ".tmp")
+        os.replace(final + ".tmp", final)
+        return final
+
+    def run_phase(self, index: int, name: str, step: int, fine_tune: bool) -> None:
+        phase_dir = os.path.join(self.out_dir, "phases", f"{index + 1:02d}_{name}")
+        train_cfg = self.cfg.finetune if fine_tune else self.cfg.step
+        train_cfg = TrainConfig(**{**asdict(train_cfg), "seed": self.cfg.seed * 1000 + index,
+                                   "keep_checkpoints": 0, "pairs": train_cfg.pairs})
+        start = time.perf_counter()
+        print(f"[{index + 1}/{2 * self.cfg.last_step}] {name}: {'all parameters' if fine_tune else 'step parameters'}, "
+              f"{train_cfg.epochs} epochs")
+        net, info = self.initial_net(index, step, fine_tune)
+        trainable = net.backbone.set_trainable(fine_tune)
+        trainer = DistillTrainer(net, train_cfg, self.crops_dir, phase_dir, meta={"phase": name},
+                                 teacher=self.teacher_net(), weight=self.cfg.distill_weight)
+        trainer.fit(resume=True)
+        epochs = list(range(max(1, train_cfg.epochs - self.cfg.candidates + 1), train_cfg.epochs + 1))
+        candidates = [self.score(phase_dir, name, e) for e in epochs]
+        best = max(candidates, key=lambda c: c["score"])
+        selected = os.path.join(phase_dir, "selected.pth")
+        shutil.copyfile(epoch_path(phase_dir, best["epoch"]), selected + ".tmp")
+        os.replace(selected + ".tmp", selected)
+        record = {"name": name, "step": step, "fine_tune": fine_tune, "status": "done",
+                  "trainable": trainable, "init": info.get("init", "carried over"),
+                  "fit_residual": info.get("fit_residual"), "epochs": train_cfg.epochs,
+                  "candidates": candidates, "selected": os.path.relpath(selected, self.out_dir),
+                  "selected_epoch": best["epoch"],
+                  "auc": best["auc"], "precision": best["precision"], "success_rate": best["success_rate"],
+                  "ao": best.get("ao"), "seconds": round(time.perf_counter() - start, 1)}
+        self.state["phases"] = [p for p in self.state["phases"] if p["name"] != name] + [record]
+        write_json(self.state_path, self.state)
+        self.write_log()
+        for e in range(1, train_cfg.epochs + 1):   # only the selected epoch is kept
+            if os.path.exists(epoch_path(phase_dir, e)):
+                os.remove(epoch_path(phase_dir, e))
+        print(f"  selected epoch {best['epoch']}: AUC {best['auc']:.3f}, precision {best['precision']:.3f}, "
+              f"SR {best['success_rate']:.3f} ({record['seconds']:.0f} s)")
+
+    def score(self, phase_dir: str, name: str, epoch: int) -> dict[str, Any]:
+        sel = self.cfg.select
+        s = evaluate(TrackerSpec(epoch_path(phase_dir, epoch), name=f"{name}_e{epoch}", backend=sel.backend),
+                     sel.benchmark, sel.root, os.path.join(phase_dir, "select"), sel.workers,
+                     self.selection_sequences())
+        return {"epoch": epoch, "score": selection_score(s), "auc": s["mean_auc"],
+                "precision": s["mean_precision"], "success_rate": s["mean_success_rate"], "ao": s.get("ao")}
+
+    def selection_sequences(self) -> list[str] | None:
+        if not self.cfg.select.sequences:
+            return None
+        if not hasattr(self, "_selection"):
+            from ..evaluation.benchmarks import load_benchmark
+            bench = load_benchmark(self.cfg.select.benchmark, self.cfg.select.root)
+            self._selection = [s.name for s in bench.sequences[:self.cfg.select.sequences]]
+        return self._selection
+
+    def write_log(self) -> None:
+        lines = ["# FD compression log", "",
+                 f"teacher: `{self.state['teacher']}`  ",
+                 f"rates: {self.cfg.rates}, grouping: {self.cfg.grouping}, transition: {self.cfg.transition}, "
+                 f"distill: {self.cfg.distill}  ",
+                 f"selection: {self.cfg.select.benchmark} at `{self.cfg.select.root}`, "
+                 "score = 0.4 AUC + 0.4 precision + 0.2 SR", "",
+                 "| phase | init | candidates (epoch: score) | chosen | AUC | precision | SR | AO | time (s) |",
+                 "|---|---|---|---|---|---|---|---|---|"]
+        for p in self.state["phases"]:
+            cands = ", ".join(f"{c['epoch']}: {c['score']:.3f}" for c in p["candidates"])
+            ao = f"{p['ao']:.3f}" if p.get("ao") is not None else "-"
+            lines.append(f"| {p['name']} | {p['init']} | {cands} | {p['selected_epoch']} | {p['auc']:.3f} | "
+                         f"{p['precision']:.3f} | {p['success_rate']:.3f} | {ao} | {p['seconds']:.0f} |")
+        write_text(os.path.join(self.out_dir, "compress_log.md"), "\n".join(lines) + "\n")

@@ -1,0 +1,120 @@
+"""Transform a fully squeezed FD checkpoint into a slim plain AlexNet, and verify it."""
+from __future__ import annotations
+
+import glob
+import os
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+
+from ..errors import InputError
+from ..io import write_json, write_text
+from ..models.backbone import AlexNet
+from ..models.checkpoint import build_net, load_checkpoint, save_checkpoint
+from ..models.fd import LAST_STEP
+from ..models.fold import fold_state_dict
+from ..models.net import SiamNet
+from ..models.stats import count_params, gflops, latency_ms, state_dict_mb
+
+TOLERANCE = 1e-4
+
+
+@dataclass
+class FoldCheck:
+    random_error: float
+    crop_error: float
+    crops_from: str
+
+    @property
+    def worst(self) -> float:
+        return max(self.random_error, self.crop_error)
+
+
+def fold_checkpoint(path: str) -> tuple[SiamNet, SiamNet, dict[str, Any]]:
+    """Load an FD checkpoint and return (FD net, slim net, FD meta)."""
+    loaded = load_checkpoint(path)
+    fd = loaded.meta.get("fd")
+    if not fd or int(fd["step"]) != LAST_STEP:
+        raise InputError(f"{path}: not a fully compressed FD checkpoint (need FD step {LAST_STEP}, "
+                         f"got {'a plain network' if not fd else 'step ' + str(fd['step'])})")
+    plan = loaded.net.backbone.plan
+    slim_state = fold_state_dict(loaded.net.state_dict(), plan)
+    slim = build_net(plan.slim)
+    slim.load_state_dict(slim_state)
+    return loaded.net.eval(), slim.eval(), loaded.meta
+
+
+def relative_error(a: torch.Tensor, b: torch.Tensor) -> float:
+    return float((a - b).abs().max() / a.abs().max().clamp_min(1e-12))
+
+
+def sample_crops(image_dir: str | None, count: int = 6, seed: int = 0) -> tuple[torch.Tensor, str]:
+    """255x255 crops of real frames when a folder of OTB sequences is given, else
+    of generated synthetic frames."""
+    from ..data.sequences import read_frame
+    from ..tracking.ops import crop_region, fill_color
+
+    rng = np.random.default_rng(seed)
+    frames = sorted(glob.glob(os.path.join(image_dir, "*", "img", "*.jpg"))) if image_dir else []
+    if frames:
+        picks = [frames[i] for i in rng.choice(len(frames), size=min(count, len(frames)), replace=False)]
+        images, source = [read_frame(p) for p in picks], image_dir
+    else:
+        from ..data.synthetic import render_sequence
+        r = render_sequence(np.random.SeedSequence(seed), count, 320, 240)
+        images, source = r.frames, "synthetic frames"
+    crops = []
+    for img in images:
+        h, w = img.shape[:2]
+        center = np.array([rng.uniform(0, h), rng.uniform(0, w)])
+        crops.append(crop_region(img, center, rng.uniform(100, 400), 255, fill_color(img)))
+    return torch.from_numpy(np.stack(crops)).permute(0, 3, 1, 2).float(), source
+
+
+@torch.no_grad()
+def check_fold(fd: SiamNet, slim: SiamNet, image_dir: str | None) -> FoldCheck:
+    """Worst relative difference of the two backbones on random input and on crops."""
+    gen = torch.Generator().manual_seed(0)
+    noise = torch.rand(4, 3, 255, 255, generator=gen) * 255
+    crops, source = sample_crops(image_dir)
+    errors = [relative_error(fd.backbone(x), slim.backbone(x)) for x in (noise, crops)]
+    return FoldCheck(errors[0], errors[1], source)
+
+
+def compression_table(rows: dict[str, AlexNet]) -> tuple[str, list[dict[str, Any]]]:
+    """Markdown and records for backbones named by ``rows`` (first is the reference)."""
+    records = []
+    for name, backbone in rows.items():
+        records.append({"model": name, "widths": list(backbone.widths), "params": count_params(backbone),
+                        "mb": round(state_dict_mb(backbone), 3), "gflops": round(gflops(backbone), 3),
+                        "latency_ms": round(latency_ms(backbone), 2)})
+    ref = records[0]
+    lines = [f"| model | widths | params | MB | GFLOPs | latency 3x255 (ms, {torch.get_num_threads()} threads) | "
+             "params / | FLOPs / | speed-up |", "|---|---|---|---|---|---|---|---|---|"]
+    for r in records:
+        lines.append(f"| {r['model']} | {'/'.join(map(str, r['widths']))} | {r['params']:,} | {r['mb']:.2f} | "
+                     f"{r['gflops']:.3f} | {r['latency_ms']:.1f} | {ref['params'] / r['params']:.1f}x | "
+                     f"{ref['gflops'] / r['gflops']:.1f}x | {ref['latency_ms'] / r['latency_ms']:.1f}x |")
+    return "\n".join(lines), records
+
+
+def transform(checkpoint: str, out: str, image_dir: str | None = None,
+              extra_rows: dict[str, AlexNet] | None = None) -> dict[str, Any]:
+    """Fold, verify (raises above :data:`TOLERANCE`), save, and tabulate against the teacher."""
+    fd, slim, meta = fold_checkpoint(checkpoint)
+    check = check_fold(fd, slim, image_dir)
+    if check.worst > TOLERANCE:
+        raise InputError(f"{checkpoint}: fold check failed: worst relative difference {check.worst:.2e} "
+                         f"> {TOLERANCE:g}")
+    save_checkpoint(out, slim, source=os.path.abspath(checkpoint), folded_from=meta["fd"],
+                    fold_error=check.worst)
+    rows = {"SiamFC (full)": build_net().backbone,
+            f"FD slim {os.path.basename(out)}": slim.backbone}
+    rows.update(extra_rows or {})
+    table, records = compression_table(rows)
+    stem = os.path.splitext(out)[0]
+    write_text(stem + "_table.md", table + "\n")
+    write_json(stem + "_table.json", {"fold_check": check.__dict__, "rows": records})
+    return {"check": check, "table": table, "records": records, "slim": slim}

@@ -1,0 +1,1 @@
+"""Training of SiamFC networks: losses, the epoch loop, distributed setup."""

@@ -1,0 +1,235 @@
+"""The SiamFC training loop.
+
+SGD with momentum, an lr decaying exponentially per epoch, mixed precision (bf16
+autocast on CPUs with native bf16, AMP on CUDA), channels-last tensors and DDP
+under torchrun. After every epoch rank 0 writes one checkpoint atomically with
+model, optimizer, scheduler, epoch, RNG state and the loss history; ``fit``
+resumes from the newest one and replays the remaining epochs exactly.
+"""
+from __future__ import annotations
+
+import glob
+import os
+import re
+import time
+from contextlib import nullcontext
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import torch
+from torch import nn
+from torch.nn.parallel import DistributedDataParallel
+from torch.utils.data import DataLoader, DistributedSampler, RandomSampler
+from tqdm import tqdm
+
+from ..data.pairs import PairConfig, PairDataset
+from ..errors import InputError
+from ..io import torch_save, write_text
+from ..models.backbone import TOTAL_STRIDE
+from ..models.checkpoint import checkpoint_payload, save_checkpoint
+from ..models.net import SiamNet
+from .distributed import DistEnv, setup
+from .losses import balanced_loss, logistic_labels
+
+PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+
+
+@dataclass
+class TrainConfig:
+    epochs: int = 50
+    batch_size: int = 8
+    num_workers: int = 2
+    initial_lr: float = 1e-2
+    ultimate_lr: float = 1e-5
+    weight_decay: float = 5e-4
+    momentum: float = 0.9
+    r_pos: float = 16
+    r_neg: float = 0
+    precision: str = "auto"
+    channels_last: bool = True
+    seed: int = 0
+    keep_checkpoints: int = 3      # newest epoch checkpoints kept; 0 keeps all
+    threads: int = 0               # torch threads per process; 0 = all cores / processes
+    pairs: PairConfig = field(default_factory=PairConfig)
+
+
+def resolve_precision(precision: str, device: torch.device) -> str:
+    """``auto``: bf16 where the hardware runs it natively, else fp32 (CPU) / fp16 (CUDA)."""
+    if precision not in PRECISIONS:
+        raise InputError(f"precision must be one of {PRECISIONS}, got '{precision}'")
+    if precision != "auto":
+        return precision
+    if device.type == "cuda":
+        return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+    return "bf16" if torch.ops.mkldnn._is_mkldnn_bf16_supported() else "fp32"
+
+
+def epoch_path(out_dir: str, epoch: int) -> str:
+    return os.path.join(out_dir, "checkpoints", f"epoch_{epoch:03d}.pth")
+
+
+def finished_epochs(out_dir: str) -> list[int]:
+    paths = glob.glob(os.path.join(out_dir, "checkpoints", "epoch_*.pth"))
+    return sorted(int(re.search(r"epoch_(\d+)\.pth$", p).group(1)) for p in paths)
+
+
+class Trainer:
+    """Trains ``net`` (all parameters with ``requires_grad``) on cropped pairs.
+
+    Subclasses extend :meth:`loss` (compression adds distillation).
+    """
+
+    def __init__(self, net: SiamNet, cfg: TrainConfig, crops_dir: str, out_dir: str,
+                 env: DistEnv | None = None, meta: dict[str, Any] | None = None) -> None:
+        self.cfg = cfg
+        self.env = env or setup()
+        self.out_dir = out_dir
+        self.meta = meta or {}
+        self.device = self.env.device
+        if cfg.threads or self.env.distributed:
+            cores = os.cpu_count() or 1
+            torch.set_num_threads(cfg.threads or max(1, cores // int(os.environ.get("LOCAL_WORLD_SIZE", 1))))
+        self.precision = resolve_precision(cfg.precision, self.device)
+        self.memory_format = torch.channels_last if cfg.channels_last else torch.contiguous_format
+        self.net = net.to(self.device, memory_format=self.memory_format)
+        self.model: nn.Module = self.net
+        if self.env.distributed:
+            self.model = DistributedDataParallel(
+                self.net, device_ids=[self.device.index] if self.device.type == "cuda" else None)
+        self.dataset = PairDataset(crops_dir, cfg.pairs, cfg.seed)
+        params = [p for p in self.net.parameters() if p.requires_grad]
+        if not params:
+            raise ValueError("no trainable parameters")
+        self.optimizer = torch.optim.SGD(params, lr=cfg.initial_lr, momentum=cfg.momentum,
+                                         weight_decay=cfg.weight_decay)
+        gamma = (cfg.ultimate_lr / cfg.initial_lr) ** (1.0 / max(cfg.epochs, 1))
+        self.scheduler = torch.optim.lr_scheduler.ExponentialLR(self.optimizer, gamma)
+        self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.precision == "fp16")
+        self.history: list[dict[str, float]] = []
+        self._labels: dict[tuple[int, ...], torch.Tensor] = {}
+
+    # ------------------------------------------------------------ pieces
+    def autocast(self):
+        if self.precision in ("bf16", "fp16"):
+            dtype = torch.bfloat16 if self.precision == "bf16" else torch.float16
+            return torch.autocast(self.device.type, dtype=dtype)
+        return nullcontext()
+
+    def labels(self, responses: torch.Tensor) -> torch.Tensor:
+        key = tuple(responses.shape[-2:])
+        if key not in self._labels:
+            self._labels[key] = logistic_labels(key[0], self.cfg.r_pos, self.cfg.r_neg,
+                                                TOTAL_STRIDE).to(self.device)
+        return self._labels[key]
+
+    def loss(self, z: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        responses = self.model(z, x)
+        return balanced_loss(responses, self.labels(responses))
+
+    def loader(self, epoch: int) -> DataLoader:
+        self.dataset.epoch = epoch
+        if self.env.distributed:
+            sampler = DistributedSampler(self.dataset, self.env.world_size, self.env.rank,
+                                         shuffle=True, seed=self.cfg.seed, drop_last=True)
+            sampler.set_epoch(epoch)
+        else:
+            sampler = RandomSampler(self.dataset, generator=torch.Generator().manual_seed(
+                self.cfg.seed * 100_003 + epoch))
+        return DataLoader(self.dataset, self.cfg.batch_size, sampler=sampler,
+                          num_workers=self.cfg.num_workers, drop_last=True,
+                          pin_memory=self.device.type == "cuda")
+
+    # ------------------------------------------------------------ state
+    def state(self, epoch: int) -> dict[str, Any]:
+        payload = checkpoint_payload(self.net, epoch=epoch, config=asdict(self.cfg),
+                                     history=self.history, **self.meta)
+        payload.update(optimizer=self.optimizer.state_dict(), scheduler=self.scheduler.state_dict(),
+                       scaler=self.scaler.state_dict(), rng=torch.get_rng_state())
+        return payload
+
+    def restore(self, path: str) -> int:
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+        self.net.load_state_dict(obj["state_dict"])
+        self.optimizer.load_state_dict(obj["optimizer"])
+        self.scheduler.load_state_dict(obj["scheduler"])
+        self.scaler.load_state_dict(obj["scaler"])
+        torch.set_rng_state(obj["rng"])
+        self.history = list(obj["meta"]["history"])
+        return int(obj["meta"]["epoch"])
+
+    def write_log(self) -> None:
+        cols = ["epoch", "lr", "loss", "pairs_per_s", "seconds"]
+        rows = [",".join(cols)] + [",".join(f"{h[c]:.6g}" for c in cols) for h in self.history]
+        write_text(os.path.join(self.out_dir, "train_log.csv"), "\n".join(rows) + "\n")
+
+    # ------------------------------------------------------------ loop
+    def fit(self, resume: bool = True) -> list[str]:
+        """Train up to ``cfg.epochs``; returns the epoch checkpoints written or found."""
+        done = finished_epochs(self.out_dir)
+        if done and not resume:
+            raise InputError(f"{self.out_dir}: already holds epoch checkpoints; resume or use a new --out")
+        start = self.restore(epoch_path(self.out_dir, done[-1])) if done else 0
+        for epoch in range(start + 1, self.cfg.epochs + 1):
+            self.train_epoch(epoch)
+        return [epoch_path(self.out_dir, e) for e in finished_epochs(self.out_dir)]
+
+    def train_epoch(self, epoch: int) -> None:
+        self.model.train()
+        lr = self.optimizer.param_groups[0]["lr"]
+        total, steps, pairs = 0.0, 0, 0
+        start = time.perf_counter()
+        bar = tqdm(self.loader(epoch), desc=f"epoch {epoch}/{self.cfg.epochs}", unit="batch",
+                   disable=not self.env.is_main, leave=False)
+        for z, x in bar:
+            z = z.to(self.device, non_blocking=True).float().contiguous(memory_format=self.memory_format)
+            x = x.to(self.device, non_blocking=True).float().contiguous(memory_format=self.memory_format)
+            with self.autocast():
+                loss = self.loss(z, x)
+            self.optimizer.zero_grad(set_to_none=True)
+            self.scaler.scale(loss).backward()
+            self.scaler.step(self.optimizer)
+            self.scaler.update()
+            total += loss.detach().item()
+            steps += 1
+            pairs += len(z) * self.env.world_size
+            bar.set_postfix(loss=f"{total / steps:.4f}")
+        self.scheduler.step()
+        seconds = time.perf_counter() - start
+        self.history.append({"epoch": epoch, "lr": lr, "loss": total / max(steps, 1),
+                             "pairs_per_s": pairs / seconds, "seconds": seconds})
+        if self.env.is_main:
+            torch_save(self.state(epoch), epoch_path(self.out_dir, epoch))
+            self.write_log()
+            self.prune()
+            tqdm.write(f"epoch {epoch}: loss {total / max(steps, 1):.4f}, lr {lr:.2e}, "
+                       f"{pairs / seconds:.1f} pairs/s")
+        self.env.barrier()
+
+    def prune(self) -> None:
+        keep = self.cfg.keep_checkpoints
+        if keep > 0:
+            for e in finished_epochs(self.out_dir)[:-keep]:
+                os.remove(epoch_path(self.out_dir, e))
+
+    def save_final(self, path: str) -> None:
+        if self.env.is_main:
+            save_checkpoint(path, self.net, epoch=self.cfg.epochs, config=asdict(self.cfg), **self.meta)
+        self.env.barrier()
+
+
+def train_siamfc(cfg: TrainConfig, crops_dir: str, out_dir: str, resume: bool = False,
+                 device: str | None = None) -> str:
+    """Train the full-width SiamFC (the teacher) and write ``out_dir/model.pth``."""
+    from ..models.checkpoint import build_net
+    from .distributed import teardown
+
+    env = setup(device)
+    torch.manual_seed(cfg.seed)
+    trainer = Trainer(build_net(), cfg, crops_dir, out_dir, env)
+    try:
+        trainer.fit(resume)
+        final = os.path.join(out_dir, "model.pth")
+        trainer.save_final(final)
+    finally:
+        teardown(env)
+    return final

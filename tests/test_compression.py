@@ -1,0 +1,90 @@
+"""The compression driver: phases, selection, state file and resume."""
+import json
+import os
+from pathlib import Path
+
+import pytest
+import torch
+
+from siamfc.compression import driver as driver_mod
+from siamfc.compression.driver import CompressConfig, Compressor
+from siamfc.data.crop import crop_dataset
+from siamfc.data.synthetic import SynthConfig, make_dataset
+from siamfc.models.checkpoint import build_net, load_checkpoint, save_checkpoint
+from siamfc.training.trainer import TrainConfig, Trainer
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory) -> dict[str, Path]:
+    root = tmp_path_factory.mktemp("compress")
+    make_dataset(str(root / "data"), SynthConfig(train_seqs=3, val_seqs=2, frames=10, val_frames=4, seed=8, workers=1))
+    crop_dataset("got10k", str(root / "data"), str(root / "crops"))
+    torch.manual_seed(0)
+    save_checkpoint(root / "teacher.pth", build_net())
+    return {"data": root / "data", "crops": root / "crops", "teacher": root / "teacher.pth"}
+
+
+def tiny_cfg(data: Path, transition: str = "inherit") -> CompressConfig:
+    step = TrainConfig(epochs=2, batch_size=2, num_workers=0, precision="fp32")
+    step.pairs.pairs_per_seq = 1
+    fine = TrainConfig(epochs=1, batch_size=2, num_workers=0, precision="fp32", initial_lr=1e-3)
+    fine.pairs.pairs_per_seq = 1
+    cfg = CompressConfig(rates=[0.5] * 5, transition=transition, candidates=2, sample_images=4,
+                         step=step, finetune=fine, last_step=2)
+    cfg.select.root, cfg.select.workers = str(data), 1
+    return cfg
+
+
+def test_killed_mid_phase_resumes_without_redoing_finished_phases(setup, tmp_path, monkeypatch):
+    out = tmp_path / "run"
+    calls = []
+    real = Trainer.train_epoch
+
+    def counting(self, epoch):
+        calls.append((os.path.basename(self.out_dir), epoch))
+        if len(calls) == 5:           # phase 3 (step2), its second epoch
+            raise KeyboardInterrupt
+        return real(self, epoch)
+
+    monkeypatch.setattr(Trainer, "train_epoch", counting)
+    with pytest.raises(KeyboardInterrupt):
+        Compressor(tiny_cfg(setup["data"]), str(setup["teacher"]), str(setup["crops"]), str(out)).run()
+    state = json.loads((out / "state.json").read_text())
+    assert [p["name"] for p in state["phases"]] == ["step1", "finetune1"]
+    stamps = {p["name"]: (out / p["selected"]).stat().st_mtime_ns for p in state["phases"]}
+    calls.clear()
+    final = Compressor(tiny_cfg(setup["data"]), str(setup["teacher"]), str(setup["crops"]), str(out)).run()
+    # only step2's second epoch and finetune2's single epoch were trained again
+    assert calls == [("03_step2", 2), ("04_finetune2", 1)]
+    state = json.loads((out / "state.json").read_text())
+    assert [p["name"] for p in state["phases"]] == ["step1", "finetune1", "step2", "finetune2"]
+    for p in state["phases"][:2]:
+        assert (out / p["selected"]).stat().st_mtime_ns == stamps[p["name"]]
+    # each phase scored its candidate epochs and kept the best
+    step1 = state["phases"][0]
+    assert [c["epoch"] for c in step1["candidates"]] == [1, 2]
+    assert step1["selected_epoch"] == max(step1["candidates"], key=lambda c: c["score"])["epoch"]
+    assert "| step2 |" in (out / "compress_log.md").read_text()
+    net = load_checkpoint(final).net
+    assert net.backbone.plan.step == 2 and net.backbone.conv2[0].in_channels == 48
+
+
+def test_step_phases_train_only_their_parameters(setup, tmp_path):
+    cfg = tiny_cfg(setup["data"], transition="fresh")
+    cfg.last_step = 1
+    out = tmp_path / "fresh"
+    Compressor(cfg, str(setup["teacher"]), str(setup["crops"]), str(out)).run()
+    state = json.loads((out / "state.json").read_text())
+    assert all(n.startswith(("squeeze1.", "combine1.")) for n in state["phases"][0]["trainable"])
+    step1 = load_checkpoint(out / state["phases"][0]["selected"]).net.state_dict()
+    teacher = load_checkpoint(setup["teacher"]).net.state_dict()
+    for k in ("backbone.conv1.0.weight", "backbone.conv3.0.weight", "backbone.conv2.1.weight"):
+        torch.testing.assert_close(step1[k], teacher[k])   # frozen during the step
+    fine = load_checkpoint(out / state["phases"][1]["selected"]).net.state_dict()
+    assert not torch.equal(fine["backbone.conv3.0.weight"], teacher["backbone.conv3.0.weight"])
+
+
+def test_rejects_a_slim_teacher(setup, tmp_path):
+    save_checkpoint(tmp_path / "slim.pth", build_net((28, 76, 114, 114, 76)))
+    with pytest.raises(Exception, match="full-width"):
+        Compressor(tiny_cfg(setup["data"]), str(tmp_path / "slim.pth"), str(setup["crops"]), str(tmp_path / "x"))

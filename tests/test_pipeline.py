@@ -1,0 +1,62 @@
+"""The main job end to end at a tiny size: every stage, the report, and a skipping re-run."""
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from PIL import Image
+
+from conftest import REPO
+
+TINY = """
+pipeline: {{out: {out}, select_seqs: 2, select_frames: 4, eval_workers: 1, fps_frames: 6, shared: {shared}}}
+data: {{train_seqs: 3, val_seqs: 3, frames: 12, val_frames: 4, workers: 1}}
+train: {{epochs: 1, batch_size: 2, num_workers: 0, pairs: {{pairs_per_seq: 1}}}}
+compress:
+  candidates: 1
+  sample_images: 4
+  step: {{epochs: 1, batch_size: 2, num_workers: 0, pairs: {{pairs_per_seq: 1}}}}
+  finetune: {{epochs: 1, batch_size: 2, num_workers: 0, initial_lr: 1.0e-3, pairs: {{pairs_per_seq: 1}}}}
+  select: {{workers: 1}}
+"""
+
+
+def run_pipeline(cfg: Path) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "tools/run_pipeline.py", "--config", str(cfg)], cwd=REPO,
+                          capture_output=True, text=True, timeout=1200)
+
+
+def test_tiny_pipeline_writes_the_full_report_and_reruns_instantly(tmp_path):
+    out = tmp_path / "run"
+    cfg = tmp_path / "tiny.yaml"
+    cfg.write_text(TINY.format(out=out, shared=tmp_path / "no-shared"))
+    r = run_pipeline(cfg)
+    assert r.returncode == 0, r.stderr[-3000:]
+
+    report = json.loads((out / "report.json").read_text())
+    for key in ("teacher_ao", "slim_ao", "identity_ao", "random_ao", "teacher_params", "slim_params",
+                "slim_gflops", "elapsed_s"):
+        assert key in report, key
+    assert report["teacher_params"] == 2_336_320
+    assert report["slim_params"] == 213_282 and 0.68 < report["slim_gflops"] < 0.71
+    assert 0 <= report["slim_ao"] <= 1 and report["elapsed_s"] > 0
+    assert len(report["phases"]) == 18
+
+    md = (out / "REPORT.md").read_text()
+    for needle in ("## Compression", "| SiamFC teacher |", "| FD slim", "## Accuracy on the synthetic val split",
+                   "| IdentityTracker |", "| SiamFC-random-init |", "| FDSiamFC-slim |", "![overlay](overlay.gif)",
+                   "| finetune9 |", "## Stage times"):
+        assert needle in md, needle
+    for png in report["plots"]:
+        assert (out / png).stat().st_size > 1000 and f"]({png})" in md
+    assert len(report["plots"]) == 3   # success, precision (OTB style) and GOT-10k success
+    with Image.open(out / "overlay.gif") as gif:
+        assert gif.n_frames == 3 * 4
+
+    start = time.perf_counter()
+    again = run_pipeline(cfg)
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert time.perf_counter() - start < 60
+    assert again.stdout.count("already complete, skipped") == 7
+    assert json.loads((out / "report.json").read_text()) == report

@@ -1,0 +1,35 @@
+"""Compress a trained SiamFC with Feature Distilling, layer by layer (steps 1-9 with
+fine-tunes), selecting each phase's best checkpoint on a benchmark.
+
+Resumable: run the same command again after an interruption.
+
+Example:
+  python tools/train_FDSiamFC.py --config configs/quickstart.yaml --teacher runs/teacher/model.pth \
+      --data data/crops --out runs/fd30
+"""
+from __future__ import annotations
+
+import argparse
+
+from siamfc.cli import run
+from siamfc.compression.driver import CompressConfig, Compressor
+from siamfc.config import load_section
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--config", help="YAML config; its 'compress' section is used")
+    p.add_argument("--teacher", required=True, help="full-width SiamFC checkpoint")
+    p.add_argument("--data", required=True, help="cropped training data (index.json)")
+    p.add_argument("--out", required=True, help="run folder: phases/, state.json, compress_log.md, fd_model.pth")
+    p.add_argument("--seed", type=int, help="override compress.seed")
+    args = p.parse_args()
+    cfg = load_section(args.config, "compress", CompressConfig)
+    if args.seed is not None:
+        cfg.seed = args.seed
+    final = Compressor(cfg, args.teacher, args.data, args.out).run()
+    print(f"FD checkpoint: {final}\nlog: {args.out}/compress_log.md")
+
+
+if __name__ == "__main__":
+    run(main)

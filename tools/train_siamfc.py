@@ -1,0 +1,32 @@
+"""Train the uncompressed SiamFC (the teacher that FD compression starts from).
+
+Single process on CPU or one GPU:
+  python tools/train_siamfc.py --config configs/quickstart.yaml --data data/crops --out runs/teacher
+Several GPUs or nodes (DDP):
+  torchrun --nproc_per_node 8 tools/train_siamfc.py --config configs/paper.yaml --data /data/crops --out runs/teacher
+A killed run continues with --resume.
+"""
+from __future__ import annotations
+
+import argparse
+
+from siamfc.cli import run
+from siamfc.config import load_section
+from siamfc.training.trainer import TrainConfig, train_siamfc
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--config", help="YAML config; its 'train' section is used")
+    p.add_argument("--data", required=True, help="cropped dataset (tools/crop_train_dataset.py output)")
+    p.add_argument("--out", required=True, help="run folder: checkpoints/, train_log.csv, model.pth")
+    p.add_argument("--resume", action="store_true", help="continue from the newest epoch checkpoint")
+    p.add_argument("--device", help="cpu or cuda (default: cuda when available)")
+    args = p.parse_args()
+    cfg = load_section(args.config, "train", TrainConfig)
+    path = train_siamfc(cfg, args.data, args.out, args.resume, args.device)
+    print(f"final weights: {path}")
+
+
+if __name__ == "__main__":
+    run(main)
