@@ -11,9 +11,8 @@ export PYTHONUNBUFFERED := 1
 
 $(STAMP): requirements.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --upgrade pip -q
-	$(BIN)/pip install -r requirements.txt
-	$(BIN)/pip install --no-deps -e .
+	$(BIN)/pip install --no-compile --progress-bar off -r requirements.txt
+	$(BIN)/pip install --no-compile --no-deps -e .
 	touch $@
 
 setup: $(STAMP)

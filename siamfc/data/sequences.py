@@ -1,0 +1,120 @@
+"""Tracking sequences on disk: frames, ground truth and their validation.
+
+This is the one place that turns bad input into clear errors: a frame that is
+missing or unreadable, a ground-truth line with the wrong number of values or NaN,
+a zero-size initial box, or frames and boxes of different lengths. Each error is
+an :class:`InputError` whose message names the file.
+"""
+from __future__ import annotations
+
+import glob
+import math
+import os
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+import cv2
+import numpy as np
+
+from ..errors import InputError
+
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp")
+_SPLIT = re.compile(r"[,\s]+")
+
+
+@dataclass
+class Sequence:
+    """One video: ordered frame paths and one ``x, y, w, h`` box per frame."""
+
+    name: str
+    frames: list[str]
+    boxes: np.ndarray
+    gt_file: str
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return len(self.frames)
+
+
+def read_frame(path: str) -> np.ndarray:
+    """Read a frame as an RGB uint8 array."""
+    img = cv2.imread(path, cv2.IMREAD_COLOR)
+    if img is None:
+        reason = "missing" if not os.path.exists(path) else "unreadable or corrupt"
+        raise InputError(f"{path}: frame is {reason}")
+    return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
+
+
+def parse_boxes(path: str, allow_missing: bool = False) -> np.ndarray:
+    """Read an ``x, y, w, h`` ground-truth file (comma or whitespace separated).
+
+    Every line must hold four numbers and the first box must be finite with a
+    positive size. Later lines may be NaN or empty-sized only with
+    ``allow_missing`` (benchmarks such as UAV123 mark an absent target that way).
+    """
+    if not os.path.isfile(path):
+        raise InputError(f"{path}: ground-truth file not found")
+    with open(path) as f:
+        lines = [ln.strip() for ln in f.read().splitlines()]
+    while lines and not lines[-1]:
+        lines.pop()
+    if not lines:
+        raise InputError(f"{path}: ground-truth file is empty")
+    boxes = np.empty((len(lines), 4))
+    for n, line in enumerate(lines):
+        values = [v for v in _SPLIT.split(line) if v]
+        if len(values) != 4:
+            raise InputError(f"{path}:{n + 1}: expected 4 values (x,y,w,h), got {len(values)}: '{line}'")
+        try:
+            boxes[n] = [float(v) for v in values]
+        except ValueError:
+            raise InputError(f"{path}:{n + 1}: non-numeric value in '{line}'") from None
+        if (n == 0 or not allow_missing) and any(math.isnan(v) for v in boxes[n]):
+            raise InputError(f"{path}:{n + 1}: NaN in box '{line}'")
+        if n > 0 and not allow_missing and not np.all(np.isfinite(boxes[n])):
+            raise InputError(f"{path}:{n + 1}: non-finite value in box '{line}'")
+    x, y, w, h = boxes[0]
+    if not np.all(np.isfinite(boxes[0])):
+        raise InputError(f"{path}:1: initial box is not finite: '{lines[0]}'")
+    if w <= 0 or h <= 0:
+        raise InputError(f"{path}:1: initial box has zero or negative size (w={w:g}, h={h:g})")
+    return boxes
+
+
+def list_frames(img_dir: str) -> list[str]:
+    if not os.path.isdir(img_dir):
+        raise InputError(f"{img_dir}: frame folder not found")
+    frames = sorted(p for p in glob.glob(os.path.join(img_dir, "*"))
+                    if p.lower().endswith(IMAGE_EXTENSIONS))
+    if not frames:
+        raise InputError(f"{img_dir}: no frames (.jpg/.png) in folder")
+    return frames
+
+
+def check_lengths(seq: Sequence) -> Sequence:
+    if len(seq.frames) != len(seq.boxes):
+        raise InputError(f"{seq.gt_file}: {len(seq.boxes)} boxes but "
+                         f"{len(seq.frames)} frames in {os.path.dirname(seq.frames[0])}")
+    return seq
+
+
+def otb_folder_sequence(seq_dir: str) -> Sequence:
+    """An OTB-layout sequence: ``img/*.jpg`` plus ``groundtruth_rect.txt``."""
+    name = os.path.basename(os.path.normpath(seq_dir))
+    gt = os.path.join(seq_dir, "groundtruth_rect.txt")
+    if not os.path.isfile(gt) and os.path.isfile(os.path.join(seq_dir, "groundtruth.txt")):
+        gt = os.path.join(seq_dir, "groundtruth.txt")
+    boxes = parse_boxes(gt)
+    return check_lengths(Sequence(name, list_frames(os.path.join(seq_dir, "img")), boxes, gt))
+
+
+def list_otb_folder(root: str) -> list[str]:
+    """Sequence folders under ``root`` that hold an ``img`` folder (sorted)."""
+    if not os.path.isdir(root):
+        raise InputError(f"{root}: benchmark root folder not found")
+    dirs = sorted(d for d in glob.glob(os.path.join(root, "*"))
+                  if os.path.isdir(os.path.join(d, "img")))
+    if not dirs:
+        raise InputError(f"{root}: no OTB-layout sequences (NAME/img + NAME/groundtruth_rect.txt)")
+    return dirs
