@@ -4,10 +4,12 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+VOT_VENV := .venv-vot
+VOT_STAMP := $(VOT_VENV)/.installed
 export MPLBACKEND := Agg
 export PYTHONUNBUFFERED := 1
 
-.PHONY: setup quickstart test test-all clean
+.PHONY: setup vot-venv quickstart test benchmark clean
 
 $(STAMP): requirements.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -15,13 +17,24 @@ $(STAMP): requirements.txt pyproject.toml
 	$(BIN)/pip install --no-compile --no-deps -e .
 	touch $@
 
+# The VOT toolkit in its own venv (pins that work offline; 0.9.0 breaks multistart).
+$(VOT_STAMP):
+	$(PYTHON) -m venv $(VOT_VENV)
+	$(VOT_VENV)/bin/pip install --no-compile --progress-bar off vot-toolkit==0.7.4 vot-trax==4.0.2 attributee==0.1.9
+	touch $@
+
 setup: $(STAMP)
+
+vot-venv: $(VOT_STAMP)
 
 quickstart: $(STAMP)
 	$(BIN)/python tools/run_pipeline.py --config configs/quickstart.yaml
 
-test: $(STAMP)
+test: $(STAMP) $(VOT_STAMP)
 	$(BIN)/python -m pytest -q
+
+benchmark: $(STAMP)
+	$(BIN)/python tools/benchmark.py --out runs/benchmark --threads 2
 
 clean:
 	rm -rf runs/quickstart

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import datetime
 import os
-import platform
 import shutil
 import statistics
 import time
@@ -19,21 +18,11 @@ from .evaluation.benchmarks import load_benchmark
 from .io import read_json, write_json, write_text
 from .models.checkpoint import load_checkpoint
 from .models.stats import count_params, gflops, state_dict_mb
+from .system import cpu_name
 from .tracking.tracker import SiamFCTracker
 
 if TYPE_CHECKING:
     from .pipeline import Pipeline
-
-
-def cpu_name() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def tracker_fps(checkpoint: str, sequences: list, max_frames: int, backend: str = "fp32") -> float:

@@ -39,3 +39,15 @@ def test_groups_and_state_dict_layout():
 def test_widths_must_fit_groups():
     with pytest.raises(ValueError):
         AlexNet((27, 76, 114, 114, 76))
+
+
+def test_fast_correlation_matches_the_head():
+    from siamfc.models.head import XCorrHead
+    from siamfc.tracking.ops import Correlator
+
+    torch.manual_seed(0)
+    z, x = torch.randn(1, 76, 6, 6), torch.randn(3, 76, 22, 22)
+    want = XCorrHead(1.0)(z, x)[:, 0].numpy()
+    got = Correlator(z.numpy())(x.numpy())
+    assert got.shape == (3, 17, 17)
+    assert float(abs(got - want).max() / abs(want).max()) < 1e-5

@@ -9,6 +9,7 @@ Examples:
 from __future__ import annotations
 
 import argparse
+import time
 
 from siamfc.cli import run
 from siamfc.data.crop import LAYOUTS, CropConfig, crop_dataset
@@ -23,13 +24,16 @@ def main() -> None:
     p.add_argument("--workers", type=int, default=1)
     p.add_argument("--quality", type=int, default=90, help="JPEG quality of the crops")
     args = p.parse_args()
+    start = time.perf_counter()
     index = crop_dataset(args.dataset, args.root, args.out, CropConfig(jpeg_quality=args.quality),
                          args.workers, args.subset)
     seqs = index["sequences"]
     frames = sum(s["frames"] for s in seqs)
     valid = sum(s["valid"].count("1") for s in seqs)
     errors = sum(len(s["errors"]) for s in seqs)
-    print(f"{len(seqs)} sequences, {frames} frames, {valid} valid, {errors} unreadable -> {args.out}/index.json")
+    seconds = time.perf_counter() - start
+    print(f"{len(seqs)} sequences, {frames} frames, {valid} valid, {errors} unreadable -> {args.out}/index.json "
+          f"({seconds:.1f} s this run)")
 
 
 if __name__ == "__main__":

@@ -13,17 +13,21 @@ from siamfc.cli import run
 from siamfc.config import TrackerConfig, load_section, to_dict
 from siamfc.evaluation import TrackerSpec, evaluate, format_table
 from siamfc.evaluation.benchmarks import BENCHMARKS
+from siamfc.tracking.backends import BACKENDS
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--checkpoint", required=True,
-                   help="checkpoint file (ours or a bare release state dict), 'identity' or 'random'")
+                   help="checkpoint (.pth: ours or a bare release state dict; .onnx: an exported backbone), "
+                        "'identity', 'random' (full-width SiamFC, fixed seed) or 'opencv:MIL|CSRT|KCF'")
     p.add_argument("--benchmark", required=True, help=f"one of: {', '.join(BENCHMARKS)}")
     p.add_argument("--root", required=True, help="the benchmark's root folder")
     p.add_argument("--out", required=True, help="output folder (results/, reports/, summary.json)")
     p.add_argument("--workers", type=int, default=1, help="parallel tracking processes")
-    p.add_argument("--backend", default="fp32", help="tracker backend (default fp32)")
+    p.add_argument("--backend", default="fp32", choices=BACKENDS,
+                   help="fp32 (the reference, default), bf16, compile, compile-bf16, onnxruntime (needed for "
+                        "a .onnx checkpoint) or auto (the fastest accurate backend on this machine)")
     p.add_argument("--config", help="YAML config whose 'track' section overrides SiamFC's defaults")
     p.add_argument("--name", help="tracker name in results and plots (default: checkpoint file name)")
     p.add_argument("--sequences", nargs="*", help="only these sequences")

@@ -10,7 +10,7 @@ from ..errors import InputError
 from ..io import write_json
 from .benchmarks import load_benchmark
 from ..models.checkpoint import load_checkpoint
-from .runner import SPECIAL_CHECKPOINTS, TrackerSpec, run_sequences
+from .runner import TrackerSpec, is_special, run_sequences
 from .summary import format_table, got10k_summary, make_experiment, otb_summary
 
 __all__ = ["TrackerSpec", "evaluate", "format_table"]
@@ -36,8 +36,11 @@ def evaluate(spec: TrackerSpec, benchmark: str, root: str, out: str, workers: in
     summary under ``failed`` and the rest are scored. Several trackers may share
     one ``out`` (with distinct ``summary_file`` names) to be plotted together.
     """
-    if spec.checkpoint not in SPECIAL_CHECKPOINTS:
-        load_checkpoint(spec.checkpoint)  # fail on a bad file before any tracking starts
+    if spec.checkpoint.endswith(".onnx"):
+        from ..deploy.onnx import session
+        session(spec.checkpoint)  # fail on a bad file before any tracking starts
+    elif not is_special(spec.checkpoint):
+        load_checkpoint(spec.checkpoint)
     bench = load_benchmark(benchmark, root, only)
     kind, title = bench.spec.kind, bench.spec.title
     otb_kind, otb_title = ("uav", f"{title}-OTB") if kind == "got10k" else (kind, title)

@@ -6,10 +6,12 @@ A sequence that fails (a corrupt frame, say) is reported and the rest go on.
 """
 from __future__ import annotations
 
+import json
 import multiprocessing as mp
 import os
 from concurrent.futures import ProcessPoolExecutor, as_completed
-from dataclasses import dataclass, field
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
@@ -24,11 +26,16 @@ from ..io import write_text
 SPECIAL_CHECKPOINTS = ("identity", "random")
 
 
+def is_special(checkpoint: str) -> bool:
+    """Not a file: a built-in baseline or an OpenCV tracker."""
+    return checkpoint in SPECIAL_CHECKPOINTS or checkpoint.startswith("opencv:")
+
+
 @dataclass
 class TrackerSpec:
     """Everything needed to build a tracker in another process."""
 
-    checkpoint: str                   # a file, or "identity" / "random"
+    checkpoint: str                   # a file, "identity", "random" or "opencv:NAME"
     name: str | None = None
     backend: str = "fp32"
     config: dict[str, Any] = field(default_factory=dict)
@@ -42,6 +49,8 @@ class TrackerSpec:
             return "IdentityTracker"
         if self.checkpoint == "random":
             return "RandomSiamFC"
+        if self.checkpoint.startswith("opencv:"):
+            return "OpenCV-" + self.checkpoint.split(":", 1)[1]
         return os.path.splitext(os.path.basename(self.checkpoint))[0]
 
 
@@ -54,6 +63,9 @@ def build_tracker(spec: TrackerSpec) -> Any:
     cfg = from_dict(TrackerConfig, spec.config)
     if spec.checkpoint == "identity":
         return IdentityTracker()
+    if spec.checkpoint.startswith("opencv:"):
+        from ..tracking.opencv import OpenCVTracker
+        return OpenCVTracker(spec.checkpoint.split(":", 1)[1])
     if spec.checkpoint == "random":
         return SiamFCTracker(random_net(spec.seed).eval(), cfg, name=spec.tracker_name, backend=spec.backend)
     return SiamFCTracker.from_checkpoint(spec.checkpoint, cfg, name=spec.tracker_name, backend=spec.backend)
@@ -78,23 +90,41 @@ def write_record(paths: tuple[str, str], boxes: np.ndarray, times: np.ndarray) -
 
 
 _WORKER: dict[str, Any] = {}
+_POOLS: dict[tuple[int, int], ProcessPoolExecutor] = {}
 
 
-def _init_worker(spec: TrackerSpec, threads: int) -> None:
+def _set_threads(threads: int) -> None:
     torch.set_num_threads(threads)
-    _WORKER["tracker"] = build_tracker(spec)
 
 
-def _track_one(seq: Sequence, records: list[tuple[str, str]]) -> tuple[str, int, str | None]:
+def _tracker(spec: TrackerSpec) -> Any:
+    """The worker's tracker for ``spec``, built once and reused while the spec stays the same."""
+    key = json.dumps(asdict(spec), sort_keys=True)
+    if _WORKER.get("key") != key:
+        _WORKER.update(key=key, tracker=build_tracker(spec))
+    return _WORKER["tracker"]
+
+
+def _track_one(spec: TrackerSpec, seq: Sequence, records: list[tuple[str, str]]) -> tuple[str, int, str | None]:
     from ..tracking.tracker import run_tracker
 
     try:
-        boxes, times = run_tracker(_WORKER["tracker"], seq.frames, seq.boxes[0])
+        boxes, times = run_tracker(_tracker(spec), seq.frames, seq.boxes[0])
     except InputError as e:
         return seq.name, len(seq), str(e)
     for paths in records:
         write_record(paths, boxes, times)
     return seq.name, len(seq), None
+
+
+def worker_pool(workers: int, threads: int) -> ProcessPoolExecutor:
+    """A pool that lives as long as this process: spawning workers (each imports torch)
+    once, not for every evaluation, matters when compression scores dozens of checkpoints."""
+    key = (workers, threads)
+    if key not in _POOLS:
+        _POOLS[key] = ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn"),
+                                          initializer=_set_threads, initargs=(threads,))
+    return _POOLS[key]
 
 
 def run_sequences(spec: TrackerSpec, sequences: list[Sequence], record_dirs: list[tuple[str, str]],
@@ -119,20 +149,22 @@ def run_sequences(spec: TrackerSpec, sequences: list[Sequence], record_dirs: lis
     bar = tqdm(total=len(todo), desc=f"tracking {name}", unit="seq")
     if workers == 1:
         previous = torch.get_num_threads()
-        _init_worker(spec, threads)
+        torch.set_num_threads(threads)
         try:
             for seq, records in todo:
-                _collect(_track_one(seq, records), failed, bar)
+                _collect(_track_one(spec, seq, records), failed, bar)
         finally:
             torch.set_num_threads(previous)
             _WORKER.clear()
     else:
-        ctx = mp.get_context("spawn")
-        with ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker,
-                                 initargs=(spec, threads)) as pool:
-            futures = [pool.submit(_track_one, seq, records) for seq, records in todo]
+        pool = worker_pool(workers, threads)
+        try:
+            futures = [pool.submit(_track_one, spec, seq, records) for seq, records in todo]
             for fut in as_completed(futures):
                 _collect(fut.result(), failed, bar)
+        except BrokenProcessPool:
+            _POOLS.pop((workers, threads), None)
+            raise
     bar.close()
     return failed
 

@@ -15,7 +15,7 @@ from torch import nn
 
 from ..errors import InputError
 from ..io import torch_save
-from .backbone import AlexNet, init_weights
+from .backbone import FULL_WIDTHS, AlexNet, init_weights
 from .fd import FDAlexNet, FDPlan
 from .net import SiamNet
 
@@ -30,7 +30,7 @@ class LoadedCheckpoint:
 
 def build_net(widths: tuple[int, ...] | None = None, plan: FDPlan | None = None,
               out_scale: float = 0.001) -> SiamNet:
-    backbone: nn.Module = FDAlexNet(plan) if plan is not None else AlexNet(widths or AlexNet().widths)
+    backbone: nn.Module = FDAlexNet(plan) if plan is not None else AlexNet(widths or FULL_WIDTHS)
     net = SiamNet(backbone, out_scale)
     init_weights(net)
     return net

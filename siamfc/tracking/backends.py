@@ -1,18 +1,46 @@
 """Backbone runners for the tracker.
 
 A runner maps a batch of uint8 RGB crops (N, H, W, 3) to float32 embeddings
-(N, C, h, w). The tracker only calls runners, so precision, compilation and the
-inference engine are chosen here and nowhere else.
+(N, C, h, w) as a numpy array. The tracker only calls runners, so precision,
+compilation and the inference engine are chosen here and nowhere else:
+
+* ``fp32``: PyTorch eager, channels-last, under ``inference_mode``;
+* ``bf16``: the same under bf16 autocast (AMP on CUDA);
+* ``compile`` / ``compile-bf16``: ``torch.compile`` (inductor, weights frozen so
+  BN folds into the convs); the first call per input shape compiles (~20-40 s);
+* ``onnxruntime``: the exported backbone on ONNX Runtime's CPU provider;
+* ``onnxruntime-int8``: the same, statically quantized to int8 (VNNI kernels),
+  calibrated on synthetic crops;
+* ``auto``: the fastest backend that keeps accuracy for these weights on this
+  machine, timed once and cached in ``~/.cache/fdsiamfc/auto_backend.json``.
+  fp32-exact backends (:data:`EXACT`) always compete; reduced-precision ones
+  (:data:`REDUCED`) only where ``tools/benchmark.py`` measured, for the same
+  weights, a mean AUC within :data:`AUC_TOLERANCE` of fp32 on real footage.
 """
 from __future__ import annotations
 
+import hashlib
+import json
+import os
+import statistics
+import time
 from contextlib import nullcontext
+from typing import Callable
 
 import numpy as np
 import torch
 from torch import nn
 
-TORCH_BACKENDS = ("fp32", "bf16")
+from ..system import cpu_name
+
+TORCH_BACKENDS = ("fp32", "bf16", "compile", "compile-bf16")
+BACKENDS = TORCH_BACKENDS + ("onnxruntime", "onnxruntime-int8", "auto")
+EXACT = ("fp32", "compile", "onnxruntime")                   # fp32 arithmetic, reordered at most
+REDUCED = ("bf16", "compile-bf16", "onnxruntime-int8")       # need a measured accuracy record
+AUC_TOLERANCE = 0.005
+CACHE_DIR = os.path.join(os.path.expanduser("~"), ".cache", "fdsiamfc")
+
+Runner = Callable[[np.ndarray], np.ndarray]
 
 
 def default_device() -> torch.device:
@@ -20,26 +48,139 @@ def default_device() -> torch.device:
 
 
 class TorchRunner:
-    """Runs a PyTorch backbone in channels-last layout under ``inference_mode``.
-
-    ``precision="bf16"`` wraps the forward in bf16 autocast (AMP on CUDA).
-    """
+    """Runs a PyTorch backbone in channels-last layout under ``inference_mode``."""
 
     def __init__(self, backbone: nn.Module, device: torch.device | None = None,
                  precision: str = "fp32") -> None:
         if precision not in TORCH_BACKENDS:
-            raise ValueError(f"unknown precision {precision!r}; expected one of {TORCH_BACKENDS}")
+            raise ValueError(f"unknown backend {precision!r}; expected one of {BACKENDS}")
         self.device = device or default_device()
         self.precision = precision
-        self.backbone = backbone.eval().to(self.device, memory_format=torch.channels_last)
+        module = backbone.eval().to(self.device, memory_format=torch.channels_last)
+        if precision.startswith("compile"):
+            import torch._inductor.config as inductor
+
+            inductor.freezing = True   # constant-fold weights: BN merges into conv
+            module = torch.compile(module, dynamic=False)
+        self.backbone = module
+        self._inputs: dict[tuple[int, ...], torch.Tensor] = {}
 
     def _autocast(self):
-        if self.precision == "bf16":
+        if self.precision.endswith("bf16"):
             return torch.autocast(self.device.type, dtype=torch.bfloat16)
         return nullcontext()
 
+    def _input(self, shape: tuple[int, ...]) -> torch.Tensor:
+        """A float input buffer per crop shape, reused across frames."""
+        if shape not in self._inputs:
+            n, h, w, c = shape
+            self._inputs[shape] = torch.empty((n, c, h, w), device=self.device).contiguous(
+                memory_format=torch.channels_last)
+        return self._inputs[shape]
+
     def __call__(self, crops: np.ndarray) -> torch.Tensor:
-        # An NHWC array permuted to NCHW is already channels-last: no copy needed.
-        x = torch.from_numpy(crops).to(self.device, non_blocking=True).permute(0, 3, 1, 2).float()
+        # An NHWC array viewed as NCHW is channels-last, like the buffer: a plain cast-copy.
+        x = self._input(crops.shape)
         with torch.inference_mode(), self._autocast():
-            return self.backbone(x).float()
+            x.copy_(torch.from_numpy(crops).permute(0, 3, 1, 2), non_blocking=True)
+            return self.backbone(x).float().contiguous().cpu().numpy()
+
+
+def make_runner(backbone: nn.Module, backend: str, device: torch.device | None = None) -> Runner:
+    """The runner for ``backend`` (see the module docstring)."""
+    if backend == "auto":
+        backend = auto_backend(backbone, device)
+    if backend.startswith("onnxruntime"):
+        from ..deploy.onnx import OnnxRunner, export_backbone, quantize_int8, synthetic_calibration
+        model = export_backbone(backbone)
+        if backend == "onnxruntime-int8":
+            model = quantize_int8(model, synthetic_calibration())
+        return OnnxRunner(model)
+    if backend not in TORCH_BACKENDS:
+        raise ValueError(f"unknown backend {backend!r}; expected one of {BACKENDS}")
+    return TorchRunner(backbone, device, backend)
+
+
+def time_runner(runner: Runner, crops: np.ndarray, repeats: int = 15, warmup: int = 3) -> float:
+    """Median seconds of ``runner(crops)`` after warm-up (which also compiles)."""
+    for _ in range(warmup):
+        runner(crops)
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        runner(crops)
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def weights_key(backbone: nn.Module) -> str:
+    """A digest of the weights: accuracy records belong to exact weights."""
+    digest = hashlib.sha256()
+    for name, tensor in sorted(backbone.state_dict().items()):
+        digest.update(name.encode())
+        digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+    return digest.hexdigest()[:16]
+
+
+def _machine() -> str:
+    return f"{cpu_name()} | {os.cpu_count()} cpus | torch {torch.__version__}"
+
+
+def _load(name: str) -> dict:
+    path = os.path.join(CACHE_DIR, name)
+    try:
+        with open(path) as f:
+            return json.load(f)
+    except (OSError, ValueError):
+        return {}
+
+
+def _store(name: str, data: dict) -> None:
+    os.makedirs(CACHE_DIR, exist_ok=True)
+    path = os.path.join(CACHE_DIR, name)
+    with open(path + ".tmp", "w") as f:
+        json.dump(data, f, indent=1)
+    os.replace(path + ".tmp", path)
+
+
+def record_accuracy(backbone: nn.Module, aucs: dict[str, float]) -> None:
+    """Remember, for these weights on this machine, each backend's mean AUC (fp32 included)."""
+    data = _load("accuracy.json")
+    data.setdefault(_machine(), {})[weights_key(backbone)] = aucs
+    _store("accuracy.json", data)
+
+
+def verified(backbone: nn.Module) -> list[str]:
+    """Reduced-precision backends measured within tolerance of fp32 for these weights."""
+    aucs = _load("accuracy.json").get(_machine(), {}).get(weights_key(backbone), {})
+    if "fp32" not in aucs:
+        return []
+    return [b for b in REDUCED if b in aucs and aucs["fp32"] - aucs[b] <= AUC_TOLERANCE]
+
+
+def auto_backend(backbone: nn.Module, device: torch.device | None = None) -> str:
+    """The fastest accurate backend for these weights on this machine (cached)."""
+    device = device or default_device()
+    if device.type != "cpu":
+        return "fp32"
+    candidates = list(EXACT) + verified(backbone)
+    key = json.dumps([_machine(), torch.get_num_threads(), weights_key(backbone), candidates])
+    cache = _load("auto_backend.json")
+    if key in cache:
+        return cache[key]
+    threads = torch.get_num_threads()
+    crops = np.random.default_rng(0).integers(0, 256, (3, 255, 255, 3), dtype=np.uint8)
+    timings = {}
+    for name in candidates:
+        try:
+            runner = make_runner(backbone, name, device)
+            runner(crops[:1, 64:191, 64:191].copy())   # the exemplar shape compiles too
+            timings[name] = time_runner(runner, crops)
+        except Exception:   # e.g. no C++ compiler for torch.compile: not a candidate here
+            continue
+        finally:
+            torch.set_num_threads(threads)   # the ONNX Runtime runner lowers PyTorch's
+    choice = min(timings, key=timings.get)
+    cache[key] = choice
+    _store("auto_backend.json", cache)
+    return choice

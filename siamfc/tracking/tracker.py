@@ -15,10 +15,9 @@ from ..config import TrackerConfig
 from ..data.sequences import read_frame
 from ..errors import InputError
 from ..models.checkpoint import load_checkpoint
-from ..models.head import xcorr
 from ..models.net import SiamNet
-from .backends import TorchRunner, default_device
-from .ops import crop_region, fill_color
+from .backends import default_device, make_runner
+from .ops import Correlator, crop_region, fill_color
 
 
 class SiamFCTracker(Tracker):
@@ -38,7 +37,7 @@ class SiamFCTracker(Tracker):
         if runner is None:
             if net is None:
                 raise ValueError("give a network or a backbone runner")
-            runner = TorchRunner(net.backbone, self.device, backend)
+            runner = make_runner(net.backbone, backend, self.device)
         self.runner = runner
         self.backend = backend
         self.upscale_sz = cfg.response_up * cfg.response_sz
@@ -49,14 +48,26 @@ class SiamFCTracker(Tracker):
         self.scale_weights = np.full(cfg.scale_num, cfg.scale_penalty, dtype=np.float32)
         self.scale_weights[half] = 1.0
         self.last_score = 0.0
+        # Per-frame work reuses these buffers: nothing is allocated in update().
+        up = self.upscale_sz
+        self._crops = np.empty((cfg.scale_num, cfg.instance_sz, cfg.instance_sz, 3), np.uint8)
+        self._up = np.empty((cfg.scale_num, up, up), np.float32)
+        self._mix = np.empty((up, up), np.float64)
+        self._window = cfg.window_influence * self.hann_window
 
     @classmethod
     def from_checkpoint(cls, path: str, cfg: TrackerConfig | None = None, name: str | None = None,
                         device: torch.device | None = None, backend: str = "fp32") -> "SiamFCTracker":
         """Build a tracker from a checkpoint file alone; its widths come from the tensors."""
         cfg = cfg or TrackerConfig()
-        loaded = load_checkpoint(path, cfg.out_scale)
         name = name or os.path.splitext(os.path.basename(path))[0]
+        if path.endswith(".onnx"):
+            from ..deploy.onnx import OnnxRunner
+            if backend not in ("onnxruntime", "auto"):
+                raise InputError(f"{path}: an ONNX backbone runs with --backend onnxruntime, not '{backend}'")
+            return cls(None, cfg, name=name, device=torch.device("cpu"), backend="onnxruntime",
+                       runner=OnnxRunner(path))
+        loaded = load_checkpoint(path, cfg.out_scale)
         return cls(loaded.net, cfg, name=name, device=device, backend=backend)
 
     def init(self, image: Any, box: np.ndarray) -> None:
@@ -70,25 +81,29 @@ class SiamFCTracker(Tracker):
         self.x_sz = self.z_sz * cfg.instance_sz / cfg.exemplar_sz
         self.fill = fill_color(img)
         z = crop_region(img, self.center, self.z_sz, cfg.exemplar_sz, self.fill)
-        self.kernel = self.runner(z[None])
+        self.correlate = Correlator(self.runner(z[None]))
 
     def update(self, image: Any) -> np.ndarray:
         img = np.asarray(image)
         cfg = self.cfg
-        crops = np.stack([crop_region(img, self.center, self.x_sz * f, cfg.instance_sz, self.fill)
-                          for f in self.scale_factors])
-        responses = (xcorr(self.kernel, self.runner(crops)) * cfg.out_scale)[:, 0].cpu().numpy()
-        up = np.stack([cv2.resize(r, (self.upscale_sz, self.upscale_sz), interpolation=cv2.INTER_CUBIC)
-                       for r in responses])
-        peaks = up.reshape(len(up), -1).max(axis=1) * self.scale_weights
+        for i, f in enumerate(self.scale_factors):
+            crop_region(img, self.center, self.x_sz * f, cfg.instance_sz, self.fill, out=self._crops[i])
+        responses = self.correlate(self.runner(self._crops)) * np.float32(cfg.out_scale)
+        for i, r in enumerate(responses):
+            cv2.resize(r, (self.upscale_sz, self.upscale_sz), dst=self._up[i], interpolation=cv2.INTER_CUBIC)
+        peaks = self._up.reshape(len(self._up), -1).max(axis=1) * self.scale_weights
         scale_id = int(np.argmax(peaks))
         self.last_score = float(peaks[scale_id])
 
-        response = up[scale_id] * self.scale_weights[scale_id]
+        # The same arithmetic as SiamFC's reference code (float32 map, float64 mix),
+        # so the chosen peak is identical; only the buffers are reused.
+        response = self._up[scale_id]
+        response *= self.scale_weights[scale_id]
         response -= response.min()
         response /= response.sum() + 1e-16
-        response = (1 - cfg.window_influence) * response + cfg.window_influence * self.hann_window
-        loc = np.unravel_index(response.argmax(), response.shape)
+        np.multiply(response, 1 - cfg.window_influence, out=self._mix)
+        self._mix += self._window
+        loc = np.unravel_index(self._mix.argmax(), self._mix.shape)
 
         disp = (np.array(loc) - (self.upscale_sz - 1) / 2) * cfg.total_stride / cfg.response_up
         self.center = self.center + disp * self.x_sz * self.scale_factors[scale_id] / cfg.instance_sz

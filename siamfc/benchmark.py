@@ -1,0 +1,220 @@
+"""Speed and accuracy of trackers measured side by side on the same frames.
+
+For every model (full SiamFC, FD-0.3, FD-0.15) and backend it records size,
+GFLOPs, backbone latency on the 3x255 search batch (median after warm-up), the
+tracker's FPS as got10k measures it (per-frame ``update`` time, frame decoding
+excluded) and AUC/precision on the same sequences; OpenCV's trackers run through
+the same path. A GEMM measurement gives the machine's matrix-multiply peak for
+each precision, so backbone latency can be read against the hardware limit.
+"""
+from __future__ import annotations
+
+import os
+import platform
+import statistics
+import time
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+import torch
+
+from .evaluation import TrackerSpec, evaluate
+from .io import write_json, write_text
+from .models.backbone import AlexNet, widths_from_rates
+from .models.checkpoint import build_net, load_checkpoint, save_checkpoint
+from .models.stats import count_params, gflops, state_dict_mb
+from .system import cpu_name
+from .tracking.backends import BACKENDS, auto_backend, make_runner, record_accuracy
+from .tracking.opencv import available as opencv_available
+
+
+@dataclass
+class Row:
+    tracker: str
+    backend: str
+    params: int | None
+    mb: float | None
+    gflops: float | None
+    latency_ms: float | None     # backbone, 3x255x255 batch
+    achieved_gflops: float | None
+    fps: float
+    auc: float
+    precision: float
+
+
+def gemm_peak(precision: str, repeats: int = 7) -> float:
+    """Matrix-multiply throughput (GFLOP/s or GOP/s, median) at the current thread count.
+
+    fp32 and bf16 use a large 1x1 convolution, i.e. a GEMM in oneDNN, the library
+    that runs the backbone's convolutions (MKL's ``torch.mm`` takes a slower path on
+    some non-Intel CPUs); int8 uses ``torch._int_mm``.
+    """
+    import torch.nn.functional as F
+
+    if precision == "int8":
+        a = torch.randint(-128, 127, (2048, 2048), dtype=torch.int8)
+        run, flops = (lambda: torch._int_mm(a, a)), 2 * 2048 ** 3
+    else:
+        dtype = torch.float32 if precision == "fp32" else torch.bfloat16
+        x = torch.randn(1, 512, 64, 64).to(dtype).contiguous(memory_format=torch.channels_last)
+        w = torch.randn(512, 512, 1, 1).to(dtype).contiguous(memory_format=torch.channels_last)
+        run, flops = (lambda: F.conv2d(x, w)), 2 * 512 * 512 * 64 * 64
+    with torch.inference_mode():
+        run()
+        times = []
+        for _ in range(repeats):
+            start = time.perf_counter()
+            run()
+            times.append(time.perf_counter() - start)
+    return flops / statistics.median(times) / 1e9
+
+
+def peak_for(backend: str) -> str:
+    return "int8" if "int8" in backend else "bf16" if "bf16" in backend else "fp32"
+
+
+def backbone_latency(backbone: torch.nn.Module, backend: str, repeats: int = 30, warmup: int = 5) -> float:
+    """Median milliseconds of the backend's runner on a 3x255x255 uint8 batch."""
+    runner = make_runner(backbone, backend, torch.device("cpu"))
+    crops = np.random.default_rng(0).integers(0, 256, (3, 255, 255, 3), dtype=np.uint8)
+    times = []
+    for i in range(warmup + repeats):
+        start = time.perf_counter()
+        runner(crops)
+        if i >= warmup:
+            times.append(time.perf_counter() - start)
+    return statistics.median(times) * 1e3
+
+
+def benchmark_models(out: str, shared: str | None, full: str | None = None) -> dict[str, str]:
+    """Checkpoints to time: the release weights when present, else random ones of the
+    same widths; ``full`` may name a trained full-width SiamFC (e.g. the quickstart teacher)."""
+    weights = os.path.join(shared, "weights") if shared else ""
+    models = {}
+    torch.manual_seed(0)
+    for name, rate in (("SiamFC", 1.0), ("FDSiamFC_30", 0.3), ("FDSiamFC_15", 0.15)):
+        release = os.path.join(weights, name.replace("FDSiamFC", "FDSiamfc") + ".pth")
+        if rate == 1 and full:
+            models[name] = full
+        elif rate < 1 and os.path.isfile(release):
+            models[name] = release
+        else:
+            path = os.path.join(out, "checkpoints", f"{name}_random.pth")
+            if not os.path.isfile(path):
+                save_checkpoint(path, build_net(widths_from_rates([rate] * 5)))
+            models[name] = path
+    return models
+
+
+def synthetic_frames(out: str) -> str:
+    """OTB-layout clips at 640x360 and 1280x720 when no real footage is given."""
+    import cv2
+
+    from .data.synthetic import render_sequence
+
+    root = os.path.join(out, "frames")
+    for i, (w, h) in enumerate(((640, 360), (1280, 720))):
+        seq = os.path.join(root, f"synthetic_{w}x{h}")
+        if os.path.isdir(seq):
+            continue
+        r = render_sequence(np.random.SeedSequence([42, i]), 60, w, h)
+        os.makedirs(os.path.join(seq, "img"))
+        for n, f in enumerate(r.frames):
+            cv2.imwrite(os.path.join(seq, "img", f"{n + 1:04d}.jpg"), cv2.cvtColor(f, cv2.COLOR_RGB2BGR))
+        np.savetxt(os.path.join(seq, "groundtruth_rect.txt"), r.boxes, fmt="%.2f", delimiter=",")
+    return root
+
+
+def run(out: str, threads: int = 2, backends: tuple[str, ...] = BACKENDS[:-1],
+        shared: str | None = None, sequences: list[str] | None = None, full: str | None = None) -> dict[str, Any]:
+    """Benchmark every model x backend and the OpenCV trackers; writes JSON and markdown.
+
+    Each model's per-backend AUC is also recorded for its weights, so that the
+    tracker's ``auto`` backend may pick a reduced-precision backend that kept accuracy.
+    """
+    torch.set_num_threads(threads)
+    real = os.path.join(shared, "data", "real") if shared else ""
+    root = real if os.path.isdir(real) else synthetic_frames(out)
+    rows: list[Row] = []
+    peaks = {p: gemm_peak(p) for p in ("fp32", "bf16", "int8")}
+    for name, ckpt in benchmark_models(out, shared, full).items():
+        backbone = load_checkpoint(ckpt).net.backbone
+        g = gflops(backbone)
+        aucs: dict[str, float] = {}
+        for backend in backends:
+            torch.set_num_threads(threads)   # the ONNX Runtime runner lowers PyTorch's count
+            latency = backbone_latency(backbone, backend)
+            torch.set_num_threads(threads)
+            s = evaluate(TrackerSpec(ckpt, f"{name}-{backend}", backend), "folder", root,
+                         os.path.join(out, "runs"), workers=1, threads=threads, only=sequences,
+                         summary_file=f"summary_{name}-{backend}.json")
+            aucs[backend] = s["mean_auc"]
+            rows.append(Row(name, backend, count_params(backbone), round(state_dict_mb(backbone), 3), round(g, 3),
+                            round(latency, 2), round(3 * g / latency * 1e3, 1), round(s["fps"], 1),
+                            round(s["mean_auc"], 4), round(s["mean_precision"], 4)))
+            print(f"{name:12s} {backend:17s} latency {latency:7.2f} ms  fps {s['fps']:7.1f}  "
+                  f"AUC {s['mean_auc']:.4f}  precision {s['mean_precision']:.4f}")
+        if "fp32" in aucs:
+            record_accuracy(backbone, aucs)
+            torch.set_num_threads(threads)
+            choice = auto_backend(backbone, torch.device("cpu"))
+            picked = next(r for r in rows if r.tracker == name and r.backend == choice)
+            rows.append(Row(**{**asdict(picked), "backend": f"auto -> {choice}"}))
+            print(f"{name:12s} auto picks {choice}")
+    for cv_name in opencv_available():
+        s = evaluate(TrackerSpec(f"opencv:{cv_name}"), "folder", root, os.path.join(out, "runs"), workers=1,
+                     threads=threads, only=sequences, summary_file=f"summary_opencv-{cv_name}.json")
+        rows.append(Row(f"OpenCV {cv_name}", "opencv", None, None, None, None, None, round(s["fps"], 1),
+                        round(s["mean_auc"], 4), round(s["mean_precision"], 4)))
+        print(f"OpenCV {cv_name:5s} fps {s['fps']:7.1f}  AUC {s['mean_auc']:.4f}")
+    result = {"cpu": cpu_name(), "machine": platform.machine(), "threads": threads, "torch": torch.__version__,
+              "frames": os.path.abspath(root), "gemm_peak_gflops": {k: round(v, 1) for k, v in peaks.items()},
+              "rows": [asdict(r) for r in rows]}
+    write_json(os.path.join(out, "benchmark.json"), result)
+    write_text(os.path.join(out, "benchmark.md"), markdown(result))
+    return result
+
+
+def markdown(result: dict[str, Any]) -> str:
+    peaks = result["gemm_peak_gflops"]
+    lines = [f"{result['cpu']}, {result['threads']} threads, PyTorch {result['torch']}. "
+             f"Measured GEMM peak: {peaks['fp32']:.0f} GFLOP/s fp32, {peaks['bf16']:.0f} GFLOP/s bf16, "
+             f"{peaks['int8']:.0f} GOP/s int8.", "",
+             "| tracker | backend | params | MB | GFLOPs | backbone 3x255 (ms) | backbone GFLOP/s "
+             "(% of the GEMM peak at that precision) | FPS | AUC | precision |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
+    for r in result["rows"]:
+        if r["latency_ms"] is None:
+            lines.append(f"| {r['tracker']} | - | - | - | - | - | - | {r['fps']:.1f} | {r['auc']:.3f} | "
+                         f"{r['precision']:.3f} |")
+            continue
+        peak = peaks[peak_for(r["backend"])]
+        lines.append(f"| {r['tracker']} | {r['backend']} | {r['params']:,} | {r['mb']:.2f} | {r['gflops']:.3f} | "
+                     f"{r['latency_ms']:.2f} | {r['achieved_gflops']:.0f} ({100 * r['achieved_gflops'] / peak:.0f}%) | "
+                     f"{r['fps']:.1f} | {r['auc']:.3f} | {r['precision']:.3f} |")
+    return "\n".join(lines) + "\n"
+
+
+def training_throughput(precision: str, channels_last: bool, batch: int = 8, steps: int = 8) -> float:
+    """Pairs per second of SiamFC training steps (127 exemplar, 239 search, forward + backward + SGD)."""
+    from .training.losses import balanced_loss, logistic_labels
+
+    torch.manual_seed(0)
+    fmt = torch.channels_last if channels_last else torch.contiguous_format
+    net = build_net().to(memory_format=fmt).train()
+    opt = torch.optim.SGD(net.parameters(), lr=1e-3, momentum=0.9, weight_decay=5e-4)
+    z = (torch.rand(batch, 3, 127, 127) * 255).contiguous(memory_format=fmt)
+    x = (torch.rand(batch, 3, 239, 239) * 255).contiguous(memory_format=fmt)
+    labels = logistic_labels(15, 16, 0, 8)
+    times = []
+    for i in range(steps + 2):
+        start = time.perf_counter()
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision == "bf16"):
+            loss = balanced_loss(net(z, x), labels)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        if i >= 2:
+            times.append(time.perf_counter() - start)
+    return batch / statistics.median(times)

@@ -1,0 +1,1 @@
+"""Deployment: ONNX export and runtime, the VOT toolkit's TraX protocol."""

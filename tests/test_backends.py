@@ -1,0 +1,71 @@
+"""Backends give the same embeddings; auto picks among accurate ones and caches its choice."""
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from siamfc.models.checkpoint import build_net
+from siamfc.tracking import backends
+from siamfc.tracking.backends import TorchRunner, make_runner
+
+
+@pytest.fixture(scope="module")
+def slim():
+    torch.manual_seed(0)
+    return build_net((14, 38, 56, 56, 38)).backbone.eval()
+
+
+@pytest.fixture(scope="module")
+def crops():
+    return np.random.default_rng(0).integers(0, 256, (3, 255, 255, 3), dtype=np.uint8)
+
+
+def reference(backbone, crops):
+    with torch.no_grad():
+        return backbone(torch.from_numpy(crops).permute(0, 3, 1, 2).float().contiguous()).numpy()
+
+
+@pytest.mark.parametrize("backend,tol", [("fp32", 1e-5), ("compile", 1e-4), ("onnxruntime", 1e-4), ("bf16", 5e-2),
+                                         ("onnxruntime-int8", 0.2)])
+def test_backends_match_the_plain_forward(slim, crops, backend, tol):
+    want = reference(slim, crops)
+    got = make_runner(slim, backend, torch.device("cpu"))(crops)
+    assert got.dtype == np.float32 and got.shape == want.shape
+    assert float(np.abs(got - want).max() / np.abs(want).max()) < tol
+    # the runner reuses its input buffer: a second, different batch gives its own answer
+    other = crops[::-1].copy()
+    assert float(np.abs(make_runner(slim, backend, torch.device("cpu"))(other) - reference(slim, other)).max()
+                 / np.abs(want).max()) < tol
+
+
+def test_unknown_backend_is_rejected(slim):
+    with pytest.raises(ValueError, match="unknown backend"):
+        TorchRunner(slim, torch.device("cpu"), "fp64")
+
+
+def test_auto_only_lets_verified_reduced_precision_compete(slim, tmp_path, monkeypatch):
+    monkeypatch.setattr(backends, "CACHE_DIR", str(tmp_path))
+    monkeypatch.setattr(backends, "EXACT", ("fp32",))
+    monkeypatch.setattr(backends, "REDUCED", ("bf16",))
+    timed = []
+    monkeypatch.setattr(backends, "time_runner", lambda runner, crops: timed.append(runner.precision) or
+                        {"fp32": 2.0, "bf16": 1.0}[runner.precision])
+    # no accuracy record for these weights: bf16 may not compete, however fast
+    assert backends.auto_backend(slim, torch.device("cpu")) == "fp32"
+    assert timed == ["fp32"]
+    # a benchmark record outside the tolerance changes nothing
+    backends.record_accuracy(slim, {"fp32": 0.550, "bf16": 0.540})
+    assert backends.verified(slim) == []
+    # within the tolerance, bf16 competes and, being faster, wins; the choice is cached
+    backends.record_accuracy(slim, {"fp32": 0.550, "bf16": 0.547})
+    assert backends.verified(slim) == ["bf16"]
+    timed.clear()
+    assert backends.auto_backend(slim, torch.device("cpu")) == "bf16"
+    assert timed == ["fp32", "bf16"]
+    assert backends.auto_backend(slim, torch.device("cpu")) == "bf16"
+    assert timed == ["fp32", "bf16"]
+    # records are per weights
+    other = build_net((14, 38, 56, 56, 38)).backbone
+    assert backends.verified(other) == []
+    assert json.loads((tmp_path / "auto_backend.json").read_text())

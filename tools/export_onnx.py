@@ -1,0 +1,48 @@
+"""Export a checkpoint's backbone to ONNX and check it against PyTorch.
+
+The graph has a dynamic batch and spatial size, so one file serves the 127x127
+exemplar and the 3x255x255 search batch. The cross-correlation head stays in the
+tracker. The check runs onnx.checker, then compares ONNX Runtime with PyTorch on
+random input, real crops and an exemplar; it exits non-zero above 1e-4.
+
+Example:
+  python tools/export_onnx.py --checkpoint ../shared/weights/FDSiamfc_30.pth --out FDSiamfc_30.onnx
+  python tools/evaluate.py --checkpoint FDSiamfc_30.onnx --backend onnxruntime --benchmark folder --root ../shared/data/real --out runs/ort
+"""
+from __future__ import annotations
+
+import argparse
+import os
+
+from siamfc.cli import run
+from siamfc.compression.transform import sample_crops
+from siamfc.deploy.onnx import check_export, export_backbone
+from siamfc.errors import InputError
+from siamfc.models.checkpoint import load_checkpoint
+
+TOLERANCE = 1e-4
+DEFAULT_IMAGES = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data", "real")
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--checkpoint", required=True, help="any checkpoint the tracker loads (full, slim or FD)")
+    p.add_argument("--out", required=True, help="the .onnx file to write")
+    p.add_argument("--opset", type=int, default=18)
+    p.add_argument("--images", help="OTB-layout folder for real crops (default ../shared/data/real if present)")
+    args = p.parse_args()
+    backbone = load_checkpoint(args.checkpoint).net.backbone
+    export_backbone(backbone, args.out, args.opset)
+    images = args.images or (DEFAULT_IMAGES if os.path.isdir(DEFAULT_IMAGES) else None)
+    crops, source = sample_crops(images)
+    check = check_export(args.out, backbone, crops)
+    print(f"onnx.checker: OK; worst relative difference ONNX Runtime vs PyTorch: "
+          f"{check.random:.2e} (random 3x255), {check.crops:.2e} (crops of {source}), "
+          f"{check.exemplar:.2e} (127 exemplar)")
+    if check.worst > TOLERANCE:
+        raise InputError(f"{args.out}: export check failed: {check.worst:.2e} > {TOLERANCE:g}")
+    print(f"wrote {args.out} ({os.path.getsize(args.out) / 1e6:.2f} MB)")
+
+
+if __name__ == "__main__":
+    run(main)
