@@ -1,10 +1,12 @@
 """The main job end to end at a tiny size: every stage, the report, and a skipping re-run."""
 import json
+import os
 import subprocess
 import sys
 import time
 from pathlib import Path
 
+import pytest
 from PIL import Image
 
 from conftest import REPO
@@ -60,3 +62,34 @@ def test_tiny_pipeline_writes_the_full_report_and_reruns_instantly(tmp_path):
     assert time.perf_counter() - start < 60
     assert again.stdout.count("already complete, skipped") == 7
     assert json.loads((out / "report.json").read_text()) == report
+
+
+def test_pipeline_killed_during_compression_resumes_there(tmp_path, monkeypatch):
+    from siamfc.pipeline import Pipeline, load_config
+    from siamfc.training.trainer import Trainer
+
+    cfg_path = tmp_path / "tiny.yaml"
+    cfg_path.write_text(TINY.format(out=tmp_path / "run", shared=tmp_path / "no-shared"))
+    calls, killed = [], []
+    real = Trainer.train_epoch
+
+    class Killed(Exception):
+        """Stands in for a kill; pytest treats a real KeyboardInterrupt as the user's."""
+
+    def counting(self, epoch):
+        calls.append(os.path.basename(self.out_dir))
+        if len(calls) == 1 + 6 and not killed:     # the teacher's epoch, then the 6th phase
+            killed.append(True)
+            raise Killed
+        return real(self, epoch)
+
+    monkeypatch.setattr(Trainer, "train_epoch", counting)
+    with pytest.raises(Killed):
+        Pipeline(load_config(str(cfg_path))).run(log=lambda _: None)
+    stages = sorted(p.stem for p in (tmp_path / "run" / "stages").glob("*.json"))
+    assert stages == ["crop", "data", "teacher"]
+    calls.clear()
+    report = Pipeline(load_config(str(cfg_path))).run(log=lambda _: None)
+    # the teacher and the 5 finished phases are not trained again; phase 6 onwards is
+    assert calls[0] == "06_finetune3" and len(calls) == 18 - 5
+    assert len(report["phases"]) == 18
