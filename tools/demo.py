@@ -20,6 +20,7 @@ import numpy as np
 
 from siamfc.cli import run
 from siamfc.errors import InputError
+from siamfc.tracking.backends import BACKENDS
 from siamfc.tracking.tracker import SiamFCTracker
 from siamfc.tracking.video import annotate, open_source, parse_box
 
@@ -34,8 +35,8 @@ def main() -> None:
     p.add_argument("--source", required=True, help="video file, image folder, OTB sequence folder or camera index")
     p.add_argument("--init", help="initial box x,y,w,h (1-based pixels)")
     p.add_argument("--save", help="write the annotated video here (.mp4)")
-    p.add_argument("--backend", default="auto", help="fp32, bf16, compile, compile-bf16, onnxruntime or "
-                                                      "auto (the fastest accurate one on this machine)")
+    p.add_argument("--backend", default="auto", choices=BACKENDS,
+                   help="how the backbone runs; auto: the fastest accurate one on this machine")
     p.add_argument("--max-frames", type=int, default=0)
     args = p.parse_args()
 

@@ -7,6 +7,7 @@ tracker, which keeps the deployed graph a plain CNN that any runtime accepts.
 """
 from __future__ import annotations
 
+import logging
 import os
 from dataclasses import dataclass
 
@@ -107,15 +108,21 @@ def check_export(path: str, backbone: nn.Module, crops: torch.Tensor) -> ExportC
                        worst(crops[:1, :, 64:191, 64:191].contiguous()))
 
 
-def quantize_int8(model: bytes, calibration: np.ndarray) -> bytes:
+def quantize_int8(model: bytes, calibration: np.ndarray, method: str = "minmax") -> bytes:
     """Static int8 quantization (QDQ; per-channel int8 weights, uint8 activations).
 
-    ``calibration`` holds (N, 3, H, W) float crops that set the activation ranges;
-    they should look like tracking crops but not be the evaluation frames.
+    ``calibration`` holds (N, 3, H, W) float crops that set the activation ranges
+    (``method``: ``minmax`` or ``percentile``, which clips rare outliers); they
+    should look like tracking crops but not be the evaluation frames.
     """
     import tempfile
 
-    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
+    from onnxruntime.quantization import (CalibrationDataReader, CalibrationMethod, QuantFormat,
+                                          QuantType, quantize_static)
+
+    methods = {"minmax": CalibrationMethod.MinMax, "percentile": CalibrationMethod.Percentile}
+    if method not in methods:
+        raise ValueError(f"unknown calibration method {method!r}; expected one of {sorted(methods)}")
 
     class Reader(CalibrationDataReader):
         def __init__(self) -> None:
@@ -124,17 +131,25 @@ def quantize_int8(model: bytes, calibration: np.ndarray) -> bytes:
         def get_next(self):
             return next(self.items, None)
 
-    with tempfile.TemporaryDirectory() as tmp:
-        src, dst = os.path.join(tmp, "fp32.onnx"), os.path.join(tmp, "int8.onnx")
-        with open(src, "wb") as f:
-            f.write(model)
-        quantize_static(src, dst, Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
-                        activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8)
-        with open(dst, "rb") as f:
-            return f.read()
+    # onnxruntime logs a pre-processing hint through the root logger on every call
+    root = logging.getLogger()
+    level = root.level
+    root.setLevel(logging.ERROR)
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            src, dst = os.path.join(tmp, "fp32.onnx"), os.path.join(tmp, "int8.onnx")
+            with open(src, "wb") as f:
+                f.write(model)
+            quantize_static(src, dst, Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
+                            activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
+                            calibrate_method=methods[method])
+            with open(dst, "rb") as f:
+                return f.read()
+    finally:
+        root.setLevel(level)
 
 
-def synthetic_calibration(count: int = 16, seed: int = 12345) -> np.ndarray:
+def synthetic_calibration(count: int = 64, seed: int = 12345) -> np.ndarray:
     """Search-sized crops of generated frames: calibration data that never overlaps
     a benchmark's frames."""
     from ..compression.transform import sample_crops
