@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import os
 import platform
-import statistics
-import time
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -21,11 +19,11 @@ import torch
 
 from .evaluation import TrackerSpec, evaluate
 from .io import write_json, write_text
-from .models.backbone import AlexNet, widths_from_rates
+from .models.backbone import widths_from_rates
 from .models.checkpoint import build_net, load_checkpoint, save_checkpoint
 from .models.stats import count_params, gflops, state_dict_mb
-from .system import cpu_name
-from .tracking.backends import BACKENDS, auto_backend, make_runner, record_accuracy
+from .system import cpu_name, median_seconds
+from .tracking.backends import BACKENDS, auto_backend, make_runner, record_accuracy, time_runner
 from .tracking.opencv import available as opencv_available
 
 
@@ -61,13 +59,7 @@ def gemm_peak(precision: str, repeats: int = 7) -> float:
         w = torch.randn(512, 512, 1, 1).to(dtype).contiguous(memory_format=torch.channels_last)
         run, flops = (lambda: F.conv2d(x, w)), 2 * 512 * 512 * 64 * 64
     with torch.inference_mode():
-        run()
-        times = []
-        for _ in range(repeats):
-            start = time.perf_counter()
-            run()
-            times.append(time.perf_counter() - start)
-    return flops / statistics.median(times) / 1e9
+        return flops / median_seconds(run, repeats, warmup=1) / 1e9
 
 
 def peak_for(backend: str) -> str:
@@ -78,13 +70,7 @@ def backbone_latency(backbone: torch.nn.Module, backend: str, repeats: int = 30,
     """Median milliseconds of the backend's runner on a 3x255x255 uint8 batch."""
     runner = make_runner(backbone, backend, torch.device("cpu"))
     crops = np.random.default_rng(0).integers(0, 256, (3, 255, 255, 3), dtype=np.uint8)
-    times = []
-    for i in range(warmup + repeats):
-        start = time.perf_counter()
-        runner(crops)
-        if i >= warmup:
-            times.append(time.perf_counter() - start)
-    return statistics.median(times) * 1e3
+    return time_runner(runner, crops, repeats, warmup) * 1e3
 
 
 def benchmark_models(out: str, shared: str | None, full: str | None = None) -> dict[str, str]:
@@ -207,14 +193,12 @@ def training_throughput(precision: str, channels_last: bool, batch: int = 8, ste
     z = (torch.rand(batch, 3, 127, 127) * 255).contiguous(memory_format=fmt)
     x = (torch.rand(batch, 3, 239, 239) * 255).contiguous(memory_format=fmt)
     labels = logistic_labels(15, 16, 0, 8)
-    times = []
-    for i in range(steps + 2):
-        start = time.perf_counter()
+
+    def step() -> None:
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision == "bf16"):
             loss = balanced_loss(net(z, x), labels)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
-        if i >= 2:
-            times.append(time.perf_counter() - start)
-    return batch / statistics.median(times)
+
+    return batch / median_seconds(step, steps, warmup=2)

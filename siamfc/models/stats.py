@@ -2,11 +2,11 @@
 from __future__ import annotations
 
 import io
-import statistics
-import time
 
 import torch
 from torch import nn
+
+from ..system import median_seconds
 
 
 def count_params(module: nn.Module) -> int:
@@ -65,11 +65,5 @@ def latency_ms(module: nn.Module, batch: int = 3, size: int = 255, repeats: int 
     fmt = torch.channels_last if channels_last else torch.contiguous_format
     module = module.eval().to(memory_format=fmt)
     x = (torch.rand(batch, 3, size, size) * 255).contiguous(memory_format=fmt)
-    times = []
     with torch.inference_mode():
-        for i in range(warmup + repeats):
-            start = time.perf_counter()
-            module(x)
-            if i >= warmup:
-                times.append(time.perf_counter() - start)
-    return statistics.median(times) * 1e3
+        return median_seconds(lambda: module(x), repeats, warmup) * 1e3

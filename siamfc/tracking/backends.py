@@ -26,8 +26,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import statistics
-import time
 from contextlib import nullcontext
 from typing import Callable
 
@@ -35,7 +33,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..system import cpu_name
+from ..system import cpu_name, median_seconds
 
 TORCH_BACKENDS = ("fp32", "bf16", "compile", "compile-bf16")
 INT8 = {"onnxruntime-int8": "minmax", "onnxruntime-int8-pct": "percentile"}   # calibration
@@ -108,14 +106,7 @@ def make_runner(backbone: nn.Module, backend: str, device: torch.device | None =
 
 def time_runner(runner: Runner, crops: np.ndarray, repeats: int = 15, warmup: int = 3) -> float:
     """Median seconds of ``runner(crops)`` after warm-up (which also compiles)."""
-    for _ in range(warmup):
-        runner(crops)
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        runner(crops)
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+    return median_seconds(lambda: runner(crops), repeats, warmup)
 
 
 def weights_key(backbone: nn.Module) -> str:
