@@ -20,6 +20,7 @@ from .models.checkpoint import load_checkpoint
 from .models.stats import count_params, gflops, state_dict_mb
 from .system import cpu_name
 from .tracking.tracker import SiamFCTracker
+from .tracking.video import draw_box
 
 if TYPE_CHECKING:
     from .pipeline import Pipeline
@@ -50,10 +51,8 @@ def overlay_gif(path: str, sequences: list, boxes: dict[str, np.ndarray], width:
         pred = boxes[seq.name]
         for i, frame_path in enumerate(seq.frames):
             img = read_frame(frame_path)
-            for box, color in ((seq.boxes[i], (0, 220, 0)), (pred[i], (255, 40, 40))):
-                x, y, w, h = (float(v) for v in box)
-                if np.isfinite([x, y, w, h]).all():
-                    cv2.rectangle(img, (int(x - 1), int(y - 1)), (int(x - 1 + w), int(y - 1 + h)), color, 2)
+            draw_box(img, seq.boxes[i], (0, 220, 0), 2)
+            draw_box(img, pred[i], (255, 40, 40), 2)
             cv2.putText(img, f"{seq.name} #{i + 1}", (4, 14), cv2.FONT_HERSHEY_SIMPLEX, 0.4, (255, 255, 255), 1)
             scale = width / img.shape[1]
             images.append(Image.fromarray(cv2.resize(img, None, fx=scale, fy=scale)))

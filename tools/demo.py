@@ -12,21 +12,13 @@ Examples:
 from __future__ import annotations
 
 import argparse
-import os
-import time
 
-import cv2
 import numpy as np
 
 from siamfc.cli import run
-from siamfc.errors import InputError
 from siamfc.tracking.backends import BACKENDS
 from siamfc.tracking.tracker import SiamFCTracker
-from siamfc.tracking.video import annotate, open_source, parse_box
-
-
-def has_display() -> bool:
-    return bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
+from siamfc.tracking.video import open_source, track_source
 
 
 def main() -> None:
@@ -42,46 +34,9 @@ def main() -> None:
 
     src = open_source(args.source)
     tracker = SiamFCTracker.from_checkpoint(args.checkpoint, backend=args.backend)
-    live = has_display() and not args.save
-    writer, times = None, []
-    for i, frame in enumerate(src.frames):
-        if args.max_frames and i >= args.max_frames:
-            break
-        if i == 0:
-            if args.init:
-                box = parse_box(args.init)
-            elif src.init_box is not None:
-                box = src.init_box
-            elif has_display():
-                x, y, w, h = cv2.selectROI("select the target", cv2.cvtColor(frame, cv2.COLOR_RGB2BGR), False)
-                cv2.destroyWindow("select the target")
-                box = parse_box(f"{x + 1},{y + 1},{w},{h}")
-            else:
-                raise InputError(f"{args.source}: no initial box: give --init x,y,w,h (no display to select one)")
-            tracker.init(frame, box)
-            score = None
-        else:
-            start = time.perf_counter()
-            box = tracker.update(frame)
-            times.append(time.perf_counter() - start)
-            score = tracker.last_score
-        fps = len(times) / sum(times) if times else 0.0
-        shown = annotate(frame, box, fps, score)
-        if live:
-            cv2.imshow("fdsiamfc", shown)
-            if cv2.waitKey(1) & 0xFF in (27, ord("q")):
-                break
-        else:
-            if writer is None:
-                path = args.save or f"{src.name}_tracked.mp4"
-                writer = cv2.VideoWriter(path, cv2.VideoWriter_fourcc(*"mp4v"), src.fps,
-                                         (shown.shape[1], shown.shape[0]))
-                if not writer.isOpened():
-                    raise InputError(f"{path}: cannot open a video writer")
-            writer.write(shown)
-    if writer is not None:
-        writer.release()
-        print(f"wrote {args.save or src.name + '_tracked.mp4'}")
+    times, written = track_source(tracker, src, args.init, args.save, args.max_frames)
+    if written:
+        print(f"wrote {written}")
     if times:
         print(f"mean FPS {len(times) / sum(times):.1f} over {len(times)} frames "
               f"(median {1 / np.median(times):.1f})")

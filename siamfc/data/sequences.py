@@ -99,12 +99,18 @@ def check_lengths(seq: Sequence) -> Sequence:
     return seq
 
 
+def ground_truth_file(seq_dir: str) -> str:
+    """The sequence's box file: ``groundtruth_rect.txt`` (OTB), else ``groundtruth.txt``;
+    the OTB name when neither exists, so the error names what was expected."""
+    otb = os.path.join(seq_dir, "groundtruth_rect.txt")
+    other = os.path.join(seq_dir, "groundtruth.txt")
+    return other if not os.path.isfile(otb) and os.path.isfile(other) else otb
+
+
 def otb_folder_sequence(seq_dir: str) -> Sequence:
     """An OTB-layout sequence: ``img/*.jpg`` plus ``groundtruth_rect.txt``."""
     name = os.path.basename(os.path.normpath(seq_dir))
-    gt = os.path.join(seq_dir, "groundtruth_rect.txt")
-    if not os.path.isfile(gt) and os.path.isfile(os.path.join(seq_dir, "groundtruth.txt")):
-        gt = os.path.join(seq_dir, "groundtruth.txt")
+    gt = ground_truth_file(seq_dir)
     boxes = parse_boxes(gt)
     return check_lengths(Sequence(name, list_frames(os.path.join(seq_dir, "img")), boxes, gt))
 

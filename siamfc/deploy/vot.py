@@ -16,23 +16,16 @@ CHECKPOINT_ENV = "FDSIAMFC_CHECKPOINT"
 BACKEND_ENV = "FDSIAMFC_BACKEND"
 
 
-def build(checkpoint: str, backend: str = "fp32"):
-    """Our tracker for a checkpoint (.pth or .onnx); ``identity`` gives a static baseline."""
-    if checkpoint == "identity":
-        from got10k.trackers import IdentityTracker
-        return IdentityTracker()
-    from ..tracking.tracker import SiamFCTracker
-    return SiamFCTracker.from_checkpoint(checkpoint, backend=backend)
-
-
 def serve(checkpoint: str | None = None, backend: str | None = None) -> None:
     """Answer TraX requests until the client quits (rectangle regions, image paths)."""
     from trax import Image, Region, Server, TraxStatus
     from trax.region import Rectangle
 
+    from ..evaluation.runner import TrackerSpec, build_tracker
+
     checkpoint = checkpoint or os.environ[CHECKPOINT_ENV]
     # fp32 by default: "auto" may spend longer timing backends than the toolkit waits to connect
-    tracker = build(checkpoint, backend or os.environ.get(BACKEND_ENV, "fp32"))
+    tracker = build_tracker(TrackerSpec(checkpoint, backend=backend or os.environ.get(BACKEND_ENV, "fp32")))
     with Server([Region.RECTANGLE], [Image.PATH], tracker_name="FDSiamFC") as server:
         while True:
             request = server.wait()

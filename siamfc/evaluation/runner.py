@@ -26,9 +26,14 @@ from ..io import write_text
 SPECIAL_CHECKPOINTS = ("identity", "random")
 
 
+def opencv_name(checkpoint: str) -> str | None:
+    """``MIL`` for ``opencv:MIL``; None for anything else."""
+    return checkpoint.split(":", 1)[1] if checkpoint.startswith("opencv:") else None
+
+
 def is_special(checkpoint: str) -> bool:
     """Not a file: a built-in baseline or an OpenCV tracker."""
-    return checkpoint in SPECIAL_CHECKPOINTS or checkpoint.startswith("opencv:")
+    return checkpoint in SPECIAL_CHECKPOINTS or opencv_name(checkpoint) is not None
 
 
 @dataclass
@@ -49,8 +54,8 @@ class TrackerSpec:
             return "IdentityTracker"
         if self.checkpoint == "random":
             return "RandomSiamFC"
-        if self.checkpoint.startswith("opencv:"):
-            return "OpenCV-" + self.checkpoint.split(":", 1)[1]
+        if cv_name := opencv_name(self.checkpoint):
+            return "OpenCV-" + cv_name
         return os.path.splitext(os.path.basename(self.checkpoint))[0]
 
 
@@ -63,9 +68,9 @@ def build_tracker(spec: TrackerSpec) -> Any:
     cfg = from_dict(TrackerConfig, spec.config)
     if spec.checkpoint == "identity":
         return IdentityTracker()
-    if spec.checkpoint.startswith("opencv:"):
+    if cv_name := opencv_name(spec.checkpoint):
         from ..tracking.opencv import OpenCVTracker
-        return OpenCVTracker(spec.checkpoint.split(":", 1)[1])
+        return OpenCVTracker(cv_name)
     if spec.checkpoint == "random":
         return SiamFCTracker(random_net(spec.seed).eval(), cfg, name=spec.tracker_name, backend=spec.backend)
     return SiamFCTracker.from_checkpoint(spec.checkpoint, cfg, name=spec.tracker_name, backend=spec.backend)

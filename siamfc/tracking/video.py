@@ -1,15 +1,15 @@
 """Frame sources and annotation for the demo: a video file, an image folder or a camera."""
 from __future__ import annotations
 
-import glob
 import os
+import time
 from dataclasses import dataclass
-from typing import Iterator
+from typing import Any, Iterator
 
 import cv2
 import numpy as np
 
-from ..data.sequences import IMAGE_EXTENSIONS, parse_boxes, read_frame
+from ..data.sequences import ground_truth_file, list_frames, parse_boxes, read_frame
 from ..errors import InputError
 
 
@@ -21,6 +21,7 @@ class Source:
     fps: float
     init_box: np.ndarray | None
     name: str
+    origin: str       # as the user gave it, for messages
 
 
 def open_source(spec: str) -> Source:
@@ -29,22 +30,20 @@ def open_source(spec: str) -> Source:
         cap = cv2.VideoCapture(int(spec))
         if not cap.isOpened():
             raise InputError(f"camera {spec}: cannot be opened")
-        return Source(_capture(cap, f"camera {spec}"), cap.get(cv2.CAP_PROP_FPS) or 30.0, None, f"camera{spec}")
+        return Source(_capture(cap, f"camera {spec}"), cap.get(cv2.CAP_PROP_FPS) or 30.0, None, f"camera{spec}",
+                      spec)
     if os.path.isdir(spec):
         img_dir = os.path.join(spec, "img") if os.path.isdir(os.path.join(spec, "img")) else spec
-        frames = sorted(p for p in glob.glob(os.path.join(img_dir, "*")) if p.lower().endswith(IMAGE_EXTENSIONS))
-        if not frames:
-            raise InputError(f"{spec}: no frames (.jpg/.png) in folder")
-        gt = next((os.path.join(spec, n) for n in ("groundtruth_rect.txt", "groundtruth.txt")
-                   if os.path.isfile(os.path.join(spec, n))), None)
-        init = parse_boxes(gt, allow_missing=True)[0] if gt else None
-        return Source((read_frame(p) for p in frames), 30.0, init, os.path.basename(os.path.normpath(spec)))
+        frames = list_frames(img_dir)
+        gt = ground_truth_file(spec)
+        init = parse_boxes(gt, allow_missing=True)[0] if os.path.isfile(gt) else None
+        return Source((read_frame(p) for p in frames), 30.0, init, os.path.basename(os.path.normpath(spec)), spec)
     if os.path.isfile(spec):
         cap = cv2.VideoCapture(spec)
         if not cap.isOpened():
             raise InputError(f"{spec}: not a readable video file")
         return Source(_capture(cap, spec), cap.get(cv2.CAP_PROP_FPS) or 30.0, None,
-                      os.path.splitext(os.path.basename(spec))[0])
+                      os.path.splitext(os.path.basename(spec))[0], spec)
     raise InputError(f"{spec}: no such video, folder or camera index")
 
 
@@ -69,17 +68,75 @@ def parse_box(text: str) -> np.ndarray:
     return box
 
 
+def draw_box(img: np.ndarray, box: np.ndarray | None, color: tuple[int, int, int], thick: int) -> None:
+    """Draw a 1-based x,y,w,h box in place; a missing or NaN box (target absent) draws nothing."""
+    if box is not None and np.isfinite(box).all():
+        x, y, w, h = (float(v) for v in box)
+        cv2.rectangle(img, (int(x - 1), int(y - 1)), (int(x - 1 + w), int(y - 1 + h)), color, thick)
+
+
 def annotate(frame: np.ndarray, box: np.ndarray, fps: float, score: float | None,
              truth: np.ndarray | None = None) -> np.ndarray:
     """A BGR copy of ``frame`` with the box (red), optional truth (green), FPS and score."""
     out = cv2.cvtColor(frame, cv2.COLOR_RGB2BGR)
     thick = max(2, round(out.shape[1] / 400))
-    for b, color in ((truth, (0, 200, 0)), (box, (0, 0, 255))):
-        if b is not None and np.isfinite(b).all():
-            x, y, w, h = b
-            cv2.rectangle(out, (int(x - 1), int(y - 1)), (int(x - 1 + w), int(y - 1 + h)), color, thick)
+    draw_box(out, truth, (0, 200, 0), thick)
+    draw_box(out, box, (0, 0, 255), thick)
     text = f"{fps:.0f} fps" + (f"  score {score:.3f}" if score is not None else "")
     scale = max(0.5, out.shape[1] / 1000)
     cv2.putText(out, text, (10, int(30 * scale)), cv2.FONT_HERSHEY_SIMPLEX, scale, (0, 0, 0), thick + 2)
     cv2.putText(out, text, (10, int(30 * scale)), cv2.FONT_HERSHEY_SIMPLEX, scale, (255, 255, 255), thick)
     return out
+
+
+def has_display() -> bool:
+    return bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
+
+
+def initial_box(src: Source, init: str | None, frame: np.ndarray) -> np.ndarray:
+    """``--init`` when given, else the source's ground truth, else a mouse selection."""
+    if init:
+        return parse_box(init)
+    if src.init_box is not None:
+        return src.init_box
+    if has_display():
+        x, y, w, h = cv2.selectROI("select the target", cv2.cvtColor(frame, cv2.COLOR_RGB2BGR), False)
+        cv2.destroyWindow("select the target")
+        return parse_box(f"{x + 1},{y + 1},{w},{h}")
+    raise InputError(f"{src.origin}: no initial box: give --init x,y,w,h (no display to select one)")
+
+
+def track_source(tracker: Any, src: Source, init: str | None = None, save: str | None = None,
+                 max_frames: int = 0) -> tuple[list[float], str | None]:
+    """Track ``src``, showing each annotated frame when a display exists and nothing is
+    saved, else writing them to an MP4. Returns the per-frame ``update`` times and the
+    video written (if any)."""
+    live = has_display() and not save
+    path = None if live else save or f"{src.name}_tracked.mp4"
+    writer, times, total = None, [], 0.0
+    for i, frame in enumerate(src.frames):
+        if max_frames and i >= max_frames:
+            break
+        if i == 0:
+            box, score = initial_box(src, init, frame), None
+            tracker.init(frame, box)
+        else:
+            start = time.perf_counter()
+            box = tracker.update(frame)
+            times.append(time.perf_counter() - start)
+            total += times[-1]
+            score = tracker.last_score
+        shown = annotate(frame, box, len(times) / total if total else 0.0, score)
+        if live:
+            cv2.imshow("fdsiamfc", shown)
+            if cv2.waitKey(1) & 0xFF in (27, ord("q")):
+                break
+            continue
+        if writer is None:
+            writer = cv2.VideoWriter(path, cv2.VideoWriter_fourcc(*"mp4v"), src.fps, (shown.shape[1], shown.shape[0]))
+            if not writer.isOpened():
+                raise InputError(f"{path}: cannot open a video writer")
+        writer.write(shown)
+    if writer is not None:
+        writer.release()
+    return times, path if writer is not None else None
