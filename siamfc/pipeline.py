@@ -1,60 +1,72 @@
-"""The whole pipeline on the embedded synthetic data, stage by stage.
+"""The main job on the embedded synthetic data, stage by stage.
 
 data -> crop -> teacher -> compress -> transform -> evaluate -> report
 
-Each stage calls the same package functions as its tool in ``tools/`` and, when
-it finishes, writes a marker ``OUT/stages/<stage>.json`` (with its wall time).
-A re-run skips marked stages; the long ones (data, crop, teacher, compress,
-evaluate) also resume inside a stage, so an interruption loses little work.
-``redo_from`` removes the markers (and outputs) of a stage and all later ones.
+Each stage calls the same package functions as its tool in ``tools/``. The
+report stage gathers every figure into ``OUT/report.json`` and hands it to
+:mod:`siamfc.report`, which only renders it.
 """
 from __future__ import annotations
 
-import dataclasses
+import datetime
 import os
-import shutil
-import time
-from dataclasses import dataclass, field
-from typing import Any, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import torch
 
 from .compression.driver import CompressConfig, Compressor
-from .config import TrackerConfig, from_dict, load_yaml, to_dict
+from .config import Config, TrackerConfig, from_dict, load_yaml, param, to_dict
 from .data.crop import crop_dataset
 from .data.synthetic import SynthConfig, make_dataset
-from .errors import InputError
-from .evaluation import TrackerSpec, evaluate, report_together
-from .io import read_json, write_json
+from .evaluation import evaluate, report_together
+from .evaluation.benchmarks import load_benchmark
+from .evaluation.speed import tracker_fps
+from .files import read_json, write_json
+from .models.checkpoint import load_checkpoint
+from .models.stats import count_params, gflops, state_dict_mb
+from .report import render_report
+from .stages import StagedJob
+from .system import cpu_name, isa_summary
+from .tracking.factory import TrackerSpec
 from .training.trainer import TrainConfig, train_siamfc
 
 STAGES = ("data", "crop", "teacher", "compress", "transform", "evaluate", "report")
 
 
 @dataclass
-class PipelineConfig:
+class PipelineConfig(Config):
     out: str = "runs/quickstart"
-    select_seqs: int = 40            # the held-out split that compression selects on
-    select_frames: int = 10
-    eval_workers: int = 2
-    shared: str = "../shared"        # optional: real footage and release weights
-    overlay_sequence: int = 1        # val sequence drawn in the overlay GIF (1-based)
-    fps_frames: int = 60             # frames timed for the CPU FPS column
+    select_seqs: int = param(40, ge=1)         # the held-out split that compression selects on
+    select_frames: int = param(10, ge=2)
+    eval_workers: int = param(2, ge=1)
+    shared: str = "../shared"                  # optional: real footage and release weights
+    overlay_sequence: int = param(1, ge=1)     # first val sequence drawn in the overlay GIF (1-based)
+    fps_frames: int = param(60, ge=1)          # frames timed for the CPU FPS column
 
 
 @dataclass
-class QuickstartConfig:
-    pipeline: PipelineConfig = field(default_factory=PipelineConfig)
-    data: SynthConfig = field(default_factory=SynthConfig)
-    train: TrainConfig = field(default_factory=TrainConfig)
-    compress: CompressConfig = field(default_factory=CompressConfig)
-    track: TrackerConfig = field(default_factory=TrackerConfig)
+class QuickstartConfig(Config):
+    pipeline: PipelineConfig = param(factory=PipelineConfig)
+    data: SynthConfig = param(factory=SynthConfig)
+    train: TrainConfig = param(factory=TrainConfig)
+    compress: CompressConfig = param(factory=CompressConfig)
+    track: TrackerConfig = param(factory=TrackerConfig)
 
 
 def load_config(path: str) -> QuickstartConfig:
-    return from_dict(QuickstartConfig, load_yaml(path), path)
+    """Read and check every section of a pipeline config before any work starts."""
+    return from_dict(QuickstartConfig, load_yaml(path), f"{path}:")
 
 
-class Pipeline:
+class Pipeline(StagedJob):
+    STAGES = STAGES
+    OUTPUTS = {"data": ("data/synthetic", "data/select"), "crop": ("data/crops",), "teacher": ("teacher",),
+               "compress": ("fd",), "transform": ("fd/slim.pth",), "evaluate": ("eval",),
+               "report": ("report.json", "REPORT.md")}
+
     def __init__(self, cfg: QuickstartConfig) -> None:
+        super().__init__(cfg.pipeline.out)
         self.cfg = cfg
         out = cfg.pipeline.out
         self.paths = {
@@ -65,52 +77,19 @@ class Pipeline:
             "compress": os.path.join(out, "fd"),
             "slim": os.path.join(out, "fd", "slim.pth"),
             "eval": os.path.join(out, "eval"),
-            "stages": os.path.join(out, "stages"),
         }
         self.cfg.compress.select.root = self.cfg.compress.select.root or self.paths["select"]
 
-    # ------------------------------------------------------------- bookkeeping
-    def marker(self, stage: str) -> str:
-        return os.path.join(self.paths["stages"], f"{stage}.json")
-
-    def done(self, stage: str) -> bool:
-        return os.path.isfile(self.marker(stage))
-
-    def redo_from(self, stage: str) -> None:
-        if stage not in STAGES:
-            raise InputError(f"unknown stage '{stage}'; stages are {', '.join(STAGES)}")
-        outputs = {"data": ["data", "select"], "crop": ["crops"], "teacher": ["teacher"],
-                   "compress": ["compress"], "transform": [], "evaluate": ["eval"], "report": []}
-        for s in STAGES[STAGES.index(stage):]:
-            if os.path.exists(self.marker(s)):
-                os.remove(self.marker(s))
-            for key in outputs[s]:
-                shutil.rmtree(self.paths[key], ignore_errors=True)
-        if STAGES.index(stage) <= STAGES.index("transform") and os.path.exists(self.paths["slim"]):
-            os.remove(self.paths["slim"])
-
-    def run(self, log: Callable[[str], None] = print) -> dict[str, Any]:
-        for stage in STAGES:
-            if self.done(stage):
-                log(f"== {stage}: already complete, skipped")
-                continue
-            log(f"== {stage}")
-            start = time.perf_counter()
-            info = getattr(self, f"stage_{stage}")() or {}
-            info["seconds"] = round(time.perf_counter() - start, 1)
-            write_json(self.marker(stage), info)
-            log(f"== {stage}: done in {info['seconds']:.0f} s")
-        return read_json(os.path.join(self.cfg.pipeline.out, "report.json"))
-
-    def stage_seconds(self) -> dict[str, float]:
-        return {s: read_json(self.marker(s))["seconds"] for s in STAGES if self.done(s)}
+    def run(self, log=print) -> dict[str, Any]:  # type: ignore[override]
+        super().run(log)
+        return read_json(os.path.join(self.out, "report.json"))
 
     # ------------------------------------------------------------- stages
     def stage_data(self) -> dict[str, Any]:
         make_dataset(self.paths["data"], self.cfg.data)
         p = self.cfg.pipeline
-        select = dataclasses.replace(self.cfg.data, train_seqs=0, val_seqs=p.select_seqs,
-                                     val_frames=p.select_frames, seed=self.cfg.data.seed + 7919)
+        select = SynthConfig(**{**to_dict(self.cfg.data), "train_seqs": 0, "val_seqs": p.select_seqs,
+                                "val_frames": p.select_frames, "seed": self.cfg.data.seed + 7919})
         make_dataset(self.paths["select"], select)
         return {"train_seqs": self.cfg.data.train_seqs, "val_seqs": self.cfg.data.val_seqs,
                 "select_seqs": p.select_seqs}
@@ -137,31 +116,77 @@ class Pipeline:
 
     def trackers(self) -> dict[str, TrackerSpec]:
         track = to_dict(self.cfg.track)
-        return {"teacher": TrackerSpec(os.path.join(self.paths["teacher"], "model.pth"), "SiamFC-teacher",
-                                       "fp32", track),
-                "slim": TrackerSpec(self.paths["slim"], "FDSiamFC-slim", "fp32", track),
-                "random": TrackerSpec("random", "SiamFC-random-init", "fp32", track),
-                "identity": TrackerSpec("identity", "IdentityTracker", "fp32", track)}
+        teacher = os.path.join(self.paths["teacher"], "model.pth")
+        return {"teacher": TrackerSpec("siamfc", teacher, options=track, name="SiamFC-teacher"),
+                "slim": TrackerSpec("siamfc", self.paths["slim"], options=track, name="FDSiamFC-slim"),
+                "random": TrackerSpec("random", options=track, name="SiamFC-random-init"),
+                "identity": TrackerSpec("identity", options=track, name="IdentityTracker")}
 
     def stage_evaluate(self) -> dict[str, Any]:
         out, workers = self.paths["eval"], self.cfg.pipeline.eval_workers
-        results = {}
-        for key, spec in self.trackers().items():
-            results[key] = evaluate(spec, "got10k-val", self.paths["data"], os.path.join(out, "val"), workers,
-                                    summary_file=f"summary_{key}.json")
-        names = [self.trackers()[k].tracker_name for k in ("slim", "teacher", "random", "identity")]
+        specs = self.trackers()
+        results = {key: evaluate(spec, "got10k-val", self.paths["data"], os.path.join(out, "val"), workers,
+                                 summary_file=f"summary_{key}.json") for key, spec in specs.items()}
+        names = [specs[k].tracker_name for k in ("slim", "teacher", "random", "identity")]
         plots = report_together("got10k-val", self.paths["data"], os.path.join(out, "val"), names)
         real = {}
         if self.real_root() and self.release_weights():
             for name, path in self.release_weights().items():
-                real[name] = evaluate(TrackerSpec(path, name), "folder", self.real_root(),
+                real[name] = evaluate(TrackerSpec("siamfc", path, name=name), "folder", self.real_root(),
                                       os.path.join(out, "real"), workers, summary_file=f"summary_{name}.json")
         return {"val": {k: _brief(v) for k, v in results.items()}, "plots": plots,
                 "real": {k: _brief(v) for k, v in real.items()}}
 
     def stage_report(self) -> dict[str, Any]:
-        from .report import write_report
-        return write_report(self)
+        report = self.gather()
+        write_json(os.path.join(self.out, "report.json"), report)
+        render_report(self.out)
+        return {"elapsed_s": report["elapsed_s"]}
+
+    # ------------------------------------------------------------- the report's figures
+    def gather(self) -> dict[str, Any]:
+        """Every figure of the run, as the JSON that :func:`render_report` draws."""
+        import time
+
+        start = time.perf_counter()
+        evaluation = self.result("evaluate")
+        val = evaluation["val"]
+        specs = self.trackers()
+        nets = {k: load_checkpoint(specs[k].checkpoint).net.backbone for k in ("teacher", "slim")}
+        sizes = {k: {"params": count_params(m), "mb": state_dict_mb(m), "gflops": gflops(m)} for k, m in nets.items()}
+        bench = load_benchmark("got10k-val", self.paths["data"])
+        fps = {k: tracker_fps(specs[k], bench.sequences, self.cfg.pipeline.fps_frames) for k in ("teacher", "slim")}
+        first = self.cfg.pipeline.overlay_sequence - 1
+        shown = [s.name for s in bench.sequences[first:first + 6]]
+        phases = read_json(os.path.join(self.paths["compress"], "state.json"))["phases"]
+        seconds = self.stage_seconds()
+        seconds["report"] = round(time.perf_counter() - start, 1)
+        return {
+            "title": "fdsiamfc quickstart report",
+            "date": datetime.date.today().isoformat(), "cpu": cpu_name(), "isa": isa_summary(),
+            "threads": torch.get_num_threads(), "torch": torch.__version__,
+            "names": {k: s.tracker_name for k, s in specs.items()},
+            "teacher_ao": val["teacher"]["ao"], "slim_ao": val["slim"]["ao"],
+            "identity_ao": val["identity"]["ao"], "random_ao": val["random"]["ao"],
+            "ao_se": {k: v["ao_se"] for k, v in val.items()},
+            "retention": val["slim"]["ao"] / val["teacher"]["ao"],
+            "teacher_params": sizes["teacher"]["params"], "slim_params": sizes["slim"]["params"],
+            "teacher_gflops": sizes["teacher"]["gflops"], "slim_gflops": sizes["slim"]["gflops"],
+            "teacher_mb": sizes["teacher"]["mb"], "slim_mb": sizes["slim"]["mb"],
+            "teacher_fps": fps["teacher"], "slim_fps": fps["slim"],
+            "teacher_widths": list(nets["teacher"].widths), "slim_widths": list(nets["slim"].widths),
+            "val": val, "real": evaluation["real"], "reference": self.reference_scores(evaluation["real"]),
+            "phases": [{k: p[k] for k in ("name", "selected_epoch", "auc", "precision", "success_rate", "ao",
+                                          "seconds")} for p in phases],
+            "stage_seconds": seconds,
+            "elapsed_s": round(sum(seconds.values()), 1),
+            "plots": [os.path.basename(p) for p in evaluation["plots"]],
+            "plot_sources": [os.path.relpath(p, self.out) for p in evaluation["plots"]],
+            "overlay": {"benchmark": "got10k-val", "root": os.path.abspath(self.paths["data"]),
+                        "results": os.path.abspath(os.path.join(self.paths["eval"], "val", "results", "GOT-10k",
+                                                                specs["slim"].tracker_name)),
+                        "sequences": shown},
+        }
 
     # ------------------------------------------------------------- shared material
     def real_root(self) -> str | None:
@@ -173,6 +198,19 @@ class Pipeline:
         names = ("FDSiamfc_30", "FDSiamfc_15")
         return {n: os.path.join(folder, f"{n}.pth") for n in names
                 if os.path.isfile(os.path.join(folder, f"{n}.pth"))}
+
+    def reference_scores(self, names: dict[str, Any]) -> dict[str, dict[str, float]]:
+        """The public implementation's mean AUC and precision for each release weight shown."""
+        import numpy as np
+
+        out = {}
+        for name in names:
+            path = os.path.join(self.cfg.pipeline.shared, "data", "reference_boxes", name, "scores.json")
+            if os.path.isfile(path):
+                scores = read_json(path)
+                out[name] = {"auc": float(np.mean([v["auc"] for v in scores.values()])),
+                             "precision": float(np.mean([v["prec"] for v in scores.values()]))}
+        return out
 
 
 def _brief(summary: dict[str, Any]) -> dict[str, Any]:

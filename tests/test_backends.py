@@ -72,3 +72,60 @@ def test_auto_only_lets_verified_reduced_precision_compete(slim, tmp_path, monke
     other = build_net((14, 38, 56, 56, 38)).backbone
     assert backends.verified(other) == []
     assert json.loads((tmp_path / "auto_backend.json").read_text())
+
+
+def test_auto_names_every_failure_when_no_backend_runs(slim, tmp_path, monkeypatch):
+    monkeypatch.setattr(backends, "CACHE_DIR", str(tmp_path))
+    monkeypatch.setattr(backends, "EXACT", ("fp32", "compile"))
+
+    def broken(backbone, name, device=None):
+        raise RuntimeError(f"{name} is broken here\nsecond line")
+
+    monkeypatch.setattr(backends, "make_runner", broken)
+    with pytest.raises(RuntimeError) as err:
+        backends.auto_backend(slim, torch.device("cpu"))
+    message = str(err.value)
+    assert "fp32: RuntimeError: fp32 is broken here" in message and "compile: RuntimeError" in message
+    assert "second line" not in message
+    assert not (tmp_path / "auto_backend.json").exists()   # nothing cached from a failure
+
+
+def test_auto_skips_a_failing_backend_and_picks_among_the_rest(slim, tmp_path, monkeypatch):
+    monkeypatch.setattr(backends, "CACHE_DIR", str(tmp_path))
+    monkeypatch.setattr(backends, "EXACT", ("fp32", "compile"))
+    real = backends.make_runner
+
+    def no_compiler(backbone, name, device=None):
+        if name == "compile":
+            raise OSError("no C++ compiler")
+        return real(backbone, name, device)
+
+    monkeypatch.setattr(backends, "make_runner", no_compiler)
+    assert backends.auto_backend(slim, torch.device("cpu")) == "fp32"
+
+
+def _hammer(args):
+    cache_dir, worker = args
+    backends.CACHE_DIR = cache_dir
+    for i in range(25):
+        backends._update("auto_backend.json", lambda d, k=f"w{worker}-{i}": {**d, k: "fp32"})
+
+
+def test_concurrent_cache_writers_lose_nothing_and_leave_a_valid_file(tmp_path):
+    import multiprocessing as mp
+
+    with mp.get_context("spawn").Pool(4) as pool:
+        pool.map(_hammer, [(str(tmp_path), w) for w in range(4)])
+    data = json.loads((tmp_path / "auto_backend.json").read_text())
+    assert len(data) == 4 * 25
+    assert not [p for p in tmp_path.iterdir() if p.name.endswith(".tmp")]
+
+
+def test_onnx_runtime_runner_leaves_torch_threads_alone(slim):
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        make_runner(slim, "onnxruntime", torch.device("cpu"))
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)

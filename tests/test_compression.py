@@ -9,6 +9,7 @@ import torch
 from siamfc.compression import driver as driver_mod
 from siamfc.compression.driver import CompressConfig, Compressor
 from siamfc.data.crop import crop_dataset
+from siamfc.errors import InputError
 from siamfc.data.synthetic import SynthConfig, make_dataset
 from siamfc.models.checkpoint import build_net, load_checkpoint, save_checkpoint
 from siamfc.training.trainer import TrainConfig, Trainer
@@ -86,5 +87,5 @@ def test_step_phases_train_only_their_parameters(setup, tmp_path):
 
 def test_rejects_a_slim_teacher(setup, tmp_path):
     save_checkpoint(tmp_path / "slim.pth", build_net((28, 76, 114, 114, 76)))
-    with pytest.raises(Exception, match="full-width"):
+    with pytest.raises(InputError, match="full-width"):
         Compressor(tiny_cfg(setup["data"]), str(tmp_path / "slim.pth"), str(setup["crops"]), str(tmp_path / "x"))

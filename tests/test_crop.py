@@ -2,8 +2,8 @@ import cv2
 import numpy as np
 import pytest
 
-from siamfc.boxes import from_center, to_center
-from siamfc.tracking.ops import crop_region, fill_color
+from siamfc.geometry import from_center, to_center
+from siamfc.geometry import crop_region, fill_color
 
 
 def padded_crop(img, center, size, out_size, fill):

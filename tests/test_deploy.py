@@ -10,7 +10,7 @@ import torch
 from siamfc.deploy.onnx import check_export, export_backbone
 from siamfc.errors import InputError
 from siamfc.models.checkpoint import build_net, save_checkpoint
-from siamfc.tracking.tracker import SiamFCTracker
+from siamfc.tracking.factory import TrackerSpec, build_tracker, check_tracker
 
 from conftest import REPO, moving_patch_clip, write_otb_sequence
 
@@ -35,9 +35,10 @@ def test_onnxruntime_tracker_follows_the_pytorch_tracker(tmp_path):
     export_backbone(net.backbone, str(onnx_path))
     frames, gt = moving_patch_clip(n=15)
     boxes = {}
-    for name, tracker in (("torch", SiamFCTracker.from_checkpoint(str(ckpt))),
-                          ("ort-file", SiamFCTracker.from_checkpoint(str(onnx_path), backend="onnxruntime")),
-                          ("ort-export", SiamFCTracker.from_checkpoint(str(ckpt), backend="onnxruntime"))):
+    for name, spec in (("torch", TrackerSpec.parse(str(ckpt))),
+                       ("ort-file", TrackerSpec.parse(str(onnx_path), backend="onnxruntime")),
+                       ("ort-export", TrackerSpec.parse(str(ckpt), backend="onnxruntime"))):
+        tracker = build_tracker(spec)
         tracker.init(frames[0], gt[0])
         boxes[name] = np.array([tracker.update(f) for f in frames[1:]])
     np.testing.assert_allclose(boxes["ort-file"], boxes["torch"], atol=1e-3)
@@ -48,7 +49,7 @@ def test_onnx_file_needs_the_onnxruntime_backend(tmp_path):
     path = tmp_path / "b.onnx"
     export_backbone(build_net((14, 38, 56, 56, 38)).backbone, str(path))
     with pytest.raises(InputError, match="onnxruntime"):
-        SiamFCTracker.from_checkpoint(str(path), backend="fp32")
+        check_tracker(TrackerSpec.parse(str(path), backend="fp32"))
 
 
 def test_demo_writes_a_playable_annotated_mp4(tmp_path):

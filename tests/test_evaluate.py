@@ -4,9 +4,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from siamfc.evaluation import TrackerSpec, evaluate
+from siamfc.evaluation import evaluate
 from siamfc.evaluation.summary import bootstrap_se
 from siamfc.models.checkpoint import random_net, save_checkpoint
+from siamfc.tracking.factory import TrackerSpec
 
 from conftest import REAL, WEIGHTS, moving_patch_clip, need_shared, write_otb_sequence
 
@@ -37,13 +38,13 @@ def test_identity_on_folder_benchmark_writes_got10k_layout(bench, tmp_path):
 def test_parallel_workers_match_serial_and_resume_skips(bench, tmp_path):
     ckpt = tmp_path / "rand.pth"
     save_checkpoint(ckpt, random_net(3))
-    one = evaluate(TrackerSpec(str(ckpt)), "folder", str(bench), str(tmp_path / "a"), workers=1)
-    two = evaluate(TrackerSpec(str(ckpt)), "folder", str(bench), str(tmp_path / "b"), workers=2)
+    one = evaluate(TrackerSpec("siamfc", str(ckpt)), "folder", str(bench), str(tmp_path / "a"), workers=1)
+    two = evaluate(TrackerSpec("siamfc", str(ckpt)), "folder", str(bench), str(tmp_path / "b"), workers=2)
     for name in one["sequences"]:
         assert one["sequences"][name]["auc"] == pytest.approx(two["sequences"][name]["auc"])
     rec = tmp_path / "b/results/folder/rand/clip0.txt"
     stamp = rec.stat().st_mtime_ns
-    evaluate(TrackerSpec(str(ckpt)), "folder", str(bench), str(tmp_path / "b"), workers=2)
+    evaluate(TrackerSpec("siamfc", str(ckpt)), "folder", str(bench), str(tmp_path / "b"), workers=2)
     assert rec.stat().st_mtime_ns == stamp
 
 
@@ -56,7 +57,7 @@ def test_bootstrap_se_shrinks_with_more_sequences():
 
 def test_release_weights_on_real_footage_match_reference_scores(tmp_path):
     need_shared(WEIGHTS / "FDSiamfc_30.pth", REAL / "Couple", REAL / "Man")
-    s = evaluate(TrackerSpec(str(WEIGHTS / "FDSiamfc_30.pth")), "folder", str(REAL), str(tmp_path),
+    s = evaluate(TrackerSpec("siamfc", str(WEIGHTS / "FDSiamfc_30.pth")), "folder", str(REAL), str(tmp_path),
                  workers=2, only=["Couple", "Man"])
     ref = json.loads((REAL.parent / "reference_boxes/FDSiamfc_30/scores.json").read_text())
     for name in ("Couple", "Man"):

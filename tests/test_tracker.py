@@ -6,14 +6,15 @@ from got10k.utils.metrics import rect_iou
 from siamfc.config import TrackerConfig
 from siamfc.errors import InputError
 from siamfc.models.checkpoint import random_net
-from siamfc.tracking.tracker import SiamFCTracker
+from siamfc.tracking.factory import TrackerSpec, build_tracker
+from siamfc.tracking.siamfc import SiamFCTracker
 
 from conftest import REAL, REFERENCE, WEIGHTS, moving_patch_clip, need_shared
 
 
 def test_release_weights_follow_a_moving_textured_patch(release_30):
     frames, gt = moving_patch_clip(n=40)
-    tracker = SiamFCTracker.from_checkpoint(str(release_30))
+    tracker = build_tracker(TrackerSpec("siamfc", str(release_30)))
     tracker.init(frames[0], gt[0])
     boxes = np.array([gt[0]] + [tracker.update(f) for f in frames[1:]])
     ious = rect_iou(boxes, gt)
@@ -28,7 +29,7 @@ def test_frame_by_frame_parity_with_public_implementation(weights, seq):
     need_shared(WEIGHTS / f"{weights}.pth", REAL / seq, REFERENCE / weights / f"{seq}.txt")
     from siamfc.data.sequences import otb_folder_sequence
     s = otb_folder_sequence(str(REAL / seq))
-    tracker = SiamFCTracker.from_checkpoint(str(WEIGHTS / f"{weights}.pth"))
+    tracker = build_tracker(TrackerSpec("siamfc", str(WEIGHTS / f"{weights}.pth")))
     boxes, times = tracker.track(s.frames, s.boxes[0])
     ref = np.loadtxt(REFERENCE / weights / f"{seq}.txt", delimiter=",")
     assert boxes.shape == ref.shape

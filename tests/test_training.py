@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from siamfc.data.crop import crop_dataset
+from siamfc.errors import InputError
 from siamfc.data.synthetic import SynthConfig, make_dataset
 from siamfc.models.checkpoint import load_checkpoint
 from siamfc.training import trainer as trainer_mod
@@ -57,7 +58,7 @@ def test_resume_after_interruption_reaches_the_same_weights(crops, tmp_path, mon
         train_siamfc(small_cfg(), str(crops), str(tmp_path / "resumed"))
     assert sorted(os.listdir(tmp_path / "resumed" / "checkpoints")) == ["epoch_001.pth", "epoch_002.pth"]
     monkeypatch.setattr(trainer_mod.Trainer, "train_epoch", real)
-    with pytest.raises(Exception, match="resume"):
+    with pytest.raises(InputError, match="resume"):
         train_siamfc(small_cfg(), str(crops), str(tmp_path / "resumed"), resume=False)
     resumed = train_siamfc(small_cfg(), str(crops), str(tmp_path / "resumed"), resume=True)
     a, b = load_checkpoint(straight).net.state_dict(), load_checkpoint(resumed).net.state_dict()

@@ -8,10 +8,9 @@ Example:
 """
 from __future__ import annotations
 
-import argparse
 import os
 
-from siamfc.cli import run
+from siamfc.cli import ArgParser, dir_arg, positive_int_arg, run
 from siamfc.tracking.backends import BACKENDS
 
 DEFAULT_SHARED = os.path.join(os.path.dirname(__file__), "..", "..", "shared")
@@ -19,15 +18,15 @@ QUICKSTART_TEACHER = "runs/quickstart/teacher/model.pth"
 
 
 def main() -> None:
-    from siamfc.benchmark import run as run_benchmark
+    from siamfc.evaluation.speed import run as run_benchmark
 
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = ArgParser(__doc__)
     p.add_argument("--out", default="runs/benchmark")
-    p.add_argument("--threads", type=int, default=2, help="torch / ONNX Runtime threads (fixed for every row)")
+    p.add_argument("--threads", type=positive_int_arg, default=2, help="torch / ONNX Runtime threads (fixed for every row)")
     p.add_argument("--backends", nargs="+", default=[b for b in BACKENDS if b != "auto"])
     p.add_argument("--full-checkpoint", help="a trained full-width SiamFC for the full row (default: "
                                              "runs/quickstart/teacher/model.pth if present, else random weights)")
-    p.add_argument("--shared", default=DEFAULT_SHARED if os.path.isdir(DEFAULT_SHARED) else None,
+    p.add_argument("--shared", type=dir_arg, default=DEFAULT_SHARED if os.path.isdir(DEFAULT_SHARED) else None,
                    help="folder with data/real and weights/ (default ../shared when present)")
     p.add_argument("--sequences", nargs="*", help="only these sequences")
     p.add_argument("--training", action="store_true",
@@ -36,7 +35,7 @@ def main() -> None:
     if args.training:
         import torch
 
-        from siamfc.benchmark import training_throughput
+        from siamfc.evaluation.speed import training_throughput
         torch.set_num_threads(args.threads)
         base = training_throughput("fp32", channels_last=False)
         print(f"training, batch 8, {args.threads} threads: fp32 NCHW {base:.1f} pairs/s")

@@ -8,21 +8,20 @@ Examples:
 """
 from __future__ import annotations
 
-import argparse
 import time
 
-from siamfc.cli import run
+from siamfc.cli import ArgParser, dir_arg, int_between, positive_int_arg, run
 from siamfc.data.crop import LAYOUTS, CropConfig, crop_dataset
 
 
 def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = ArgParser(__doc__)
     p.add_argument("--dataset", default="got10k", choices=LAYOUTS, help="source layout")
-    p.add_argument("--root", required=True, help="dataset root (GOT-10k: the folder holding train/)")
+    p.add_argument("--root", required=True, type=dir_arg, help="dataset root (GOT-10k: the folder holding train/)")
     p.add_argument("--out", required=True, help="output folder for crops and index.json")
     p.add_argument("--subset", help="subset to crop (default: train; VID: train and val)")
-    p.add_argument("--workers", type=int, default=1)
-    p.add_argument("--quality", type=int, default=90, help="JPEG quality of the crops")
+    p.add_argument("--workers", type=positive_int_arg, default=1)
+    p.add_argument("--quality", type=int_between(1, 100), default=90, help="JPEG quality of the crops")
     args = p.parse_args()
     start = time.perf_counter()
     index = crop_dataset(args.dataset, args.root, args.out, CropConfig(jpeg_quality=args.quality),

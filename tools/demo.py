@@ -11,29 +11,31 @@ Examples:
 """
 from __future__ import annotations
 
-import argparse
 
 import numpy as np
 
-from siamfc.cli import run
+from siamfc.cli import ArgParser, count_arg, run
 from siamfc.tracking.backends import BACKENDS
-from siamfc.tracking.tracker import SiamFCTracker
+from siamfc.tracking.factory import TrackerSpec, build_tracker, check_tracker
 from siamfc.tracking.video import open_source, track_source
 
 
 def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--checkpoint", required=True, help="checkpoint (.pth) or exported backbone (.onnx)")
+    p = ArgParser(__doc__)
+    p.add_argument("--checkpoint", required=True,
+                   help="checkpoint (.pth) or exported backbone (.onnx); also any tracker tools/evaluate.py takes")
     p.add_argument("--source", required=True, help="video file, image folder, OTB sequence folder or camera index")
     p.add_argument("--init", help="initial box x,y,w,h (1-based pixels)")
     p.add_argument("--save", help="write the annotated video here (.mp4)")
     p.add_argument("--backend", default="auto", choices=BACKENDS,
                    help="how the backbone runs; auto: the fastest accurate one on this machine")
-    p.add_argument("--max-frames", type=int, default=0)
+    p.add_argument("--max-frames", type=count_arg, default=0)
     args = p.parse_args()
 
+    spec = TrackerSpec.parse(args.checkpoint, backend=args.backend)
+    check_tracker(spec)
     src = open_source(args.source)
-    tracker = SiamFCTracker.from_checkpoint(args.checkpoint, backend=args.backend)
+    tracker = build_tracker(spec)
     times, written = track_source(tracker, src, args.init, args.save, args.max_frames)
     if written:
         print(f"wrote {written}")

@@ -7,33 +7,33 @@ Examples:
 """
 from __future__ import annotations
 
-import argparse
 
-from siamfc.cli import run
+from siamfc.cli import ArgParser, dir_arg, file_arg, positive_int_arg, run
 from siamfc.config import TrackerConfig, load_section, to_dict
-from siamfc.evaluation import TrackerSpec, evaluate, format_table
+from siamfc.evaluation import evaluate, format_table
 from siamfc.evaluation.benchmarks import BENCHMARKS
 from siamfc.tracking.backends import BACKENDS
+from siamfc.tracking.factory import TrackerSpec
 
 
 def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = ArgParser(__doc__)
     p.add_argument("--checkpoint", required=True,
                    help="checkpoint (.pth: ours or a bare release state dict; .onnx: an exported backbone), "
                         "'identity', 'random' (full-width SiamFC, fixed seed) or 'opencv:MIL|CSRT|KCF'")
     p.add_argument("--benchmark", required=True, help=f"one of: {', '.join(BENCHMARKS)}")
-    p.add_argument("--root", required=True, help="the benchmark's root folder")
+    p.add_argument("--root", required=True, type=dir_arg, help="the benchmark's root folder")
     p.add_argument("--out", required=True, help="output folder (results/, reports/, summary.json)")
-    p.add_argument("--workers", type=int, default=1, help="parallel tracking processes")
+    p.add_argument("--workers", type=positive_int_arg, default=1, help="parallel tracking processes")
     p.add_argument("--backend", default="fp32", choices=BACKENDS,
                    help="fp32 (the reference, default), bf16, compile, compile-bf16, onnxruntime (needed for "
                         "a .onnx checkpoint) or auto (the fastest accurate backend on this machine)")
-    p.add_argument("--config", help="YAML config whose 'track' section overrides SiamFC's defaults")
+    p.add_argument("--config", type=file_arg, help="YAML config whose 'track' section overrides SiamFC's defaults")
     p.add_argument("--name", help="tracker name in results and plots (default: checkpoint file name)")
     p.add_argument("--sequences", nargs="*", help="only these sequences")
     args = p.parse_args()
     cfg = load_section(args.config, "track", TrackerConfig)
-    spec = TrackerSpec(args.checkpoint, args.name, args.backend, to_dict(cfg))
+    spec = TrackerSpec.parse(args.checkpoint, backend=args.backend, options=to_dict(cfg), name=args.name)
     summary = evaluate(spec, args.benchmark, args.root, args.out, args.workers, args.sequences)
     print(format_table(summary))
     print(f"summary: {args.out}/summary.json")

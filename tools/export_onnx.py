@@ -11,11 +11,10 @@ Example:
 """
 from __future__ import annotations
 
-import argparse
 import os
 
-from siamfc.cli import run
-from siamfc.compression.transform import sample_crops
+from siamfc.cli import ArgParser, dir_arg, positive_int_arg, run
+from siamfc.data.samples import sample_crops
 from siamfc.deploy.onnx import check_export, export_backbone
 from siamfc.errors import InputError
 from siamfc.models.checkpoint import load_checkpoint
@@ -25,11 +24,11 @@ DEFAULT_IMAGES = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "
 
 
 def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = ArgParser(__doc__)
     p.add_argument("--checkpoint", required=True, help="any checkpoint the tracker loads (full, slim or FD)")
     p.add_argument("--out", required=True, help="the .onnx file to write")
-    p.add_argument("--opset", type=int, default=18)
-    p.add_argument("--images", help="OTB-layout folder for real crops (default ../shared/data/real if present)")
+    p.add_argument("--opset", type=positive_int_arg, default=18)
+    p.add_argument("--images", type=dir_arg, help="OTB-layout folder for real crops (default ../shared/data/real if present)")
     args = p.parse_args()
     backbone = load_checkpoint(args.checkpoint).net.backbone
     export_backbone(backbone, args.out, args.opset)

@@ -5,26 +5,25 @@ Example:
 """
 from __future__ import annotations
 
-import argparse
 import dataclasses
 
-from siamfc.cli import run
+from siamfc.cli import ArgParser, count_arg, file_arg, positive_int_arg, run
 from siamfc.config import load_section
 from siamfc.data.synthetic import SynthConfig, make_dataset
 
 
 def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = ArgParser(__doc__)
     p.add_argument("--out", required=True, help="dataset root (train/ and val/ are created)")
-    p.add_argument("--config", help="YAML config with a 'data' section (flags below override it)")
-    p.add_argument("--seed", type=int)
-    p.add_argument("--train-seqs", type=int)
-    p.add_argument("--val-seqs", type=int)
-    p.add_argument("--frames", type=int, help="frames per training sequence")
-    p.add_argument("--val-frames", type=int, help="frames per validation sequence")
-    p.add_argument("--width", type=int)
-    p.add_argument("--height", type=int)
-    p.add_argument("--workers", type=int)
+    p.add_argument("--config", type=file_arg, help="YAML config with a 'data' section (flags below override it)")
+    p.add_argument("--seed", type=count_arg)
+    p.add_argument("--train-seqs", type=count_arg)
+    p.add_argument("--val-seqs", type=count_arg)
+    p.add_argument("--frames", type=positive_int_arg, help="frames per training sequence")
+    p.add_argument("--val-frames", type=positive_int_arg, help="frames per validation sequence")
+    p.add_argument("--width", type=positive_int_arg)
+    p.add_argument("--height", type=positive_int_arg)
+    p.add_argument("--workers", type=positive_int_arg)
     args = p.parse_args()
     cfg = load_section(args.config, "data", SynthConfig)
     overrides = {f.name: getattr(args, f.name) for f in dataclasses.fields(SynthConfig)

@@ -8,10 +8,9 @@ Example:
 """
 from __future__ import annotations
 
-import argparse
 import os
 
-from siamfc.cli import run
+from siamfc.cli import ArgParser, dir_arg, positive_float_arg, run
 from siamfc.compression.transform import TOLERANCE, transform
 from siamfc.models.backbone import AlexNet, widths_from_rates
 
@@ -19,12 +18,12 @@ DEFAULT_IMAGES = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "
 
 
 def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = ArgParser(__doc__)
     p.add_argument("--checkpoint", required=True, help="FD checkpoint after step 9 (fd_model.pth)")
     p.add_argument("--out", required=True, help="slim checkpoint to write")
-    p.add_argument("--images", help="folder of OTB-layout sequences whose frames test the fold "
+    p.add_argument("--images", type=dir_arg, help="folder of OTB-layout sequences whose frames test the fold "
                                     "(default: ../shared/data/real when present, else synthetic frames)")
-    p.add_argument("--compare-rates", type=float, nargs="*", default=[0.3, 0.15],
+    p.add_argument("--compare-rates", type=positive_float_arg, nargs="*", default=[0.3, 0.15],
                    help="add rows for the slim widths of these uniform rates")
     args = p.parse_args()
     images = args.images or (DEFAULT_IMAGES if os.path.isdir(DEFAULT_IMAGES) else None)

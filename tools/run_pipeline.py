@@ -9,15 +9,14 @@ Examples:
 """
 from __future__ import annotations
 
-import argparse
 
-from siamfc.cli import run
+from siamfc.cli import ArgParser, file_arg, run
 from siamfc.pipeline import STAGES, Pipeline, load_config
 
 
 def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--config", default="configs/quickstart.yaml")
+    p = ArgParser(__doc__)
+    p.add_argument("--config", default="configs/quickstart.yaml", type=file_arg)
     p.add_argument("--from", dest="redo", choices=STAGES, help="redo this stage and all later ones")
     p.add_argument("--out", help="override pipeline.out (the run folder)")
     args = p.parse_args()

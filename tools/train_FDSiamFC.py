@@ -9,20 +9,19 @@ Example:
 """
 from __future__ import annotations
 
-import argparse
 
-from siamfc.cli import run
+from siamfc.cli import ArgParser, count_arg, dir_arg, file_arg, run
 from siamfc.compression.driver import CompressConfig, Compressor
 from siamfc.config import load_section
 
 
 def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--config", help="YAML config; its 'compress' section is used")
+    p = ArgParser(__doc__)
+    p.add_argument("--config", type=file_arg, help="YAML config; its 'compress' section is used")
     p.add_argument("--teacher", required=True, help="full-width SiamFC checkpoint")
-    p.add_argument("--data", required=True, help="cropped training data (index.json)")
+    p.add_argument("--data", required=True, type=dir_arg, help="cropped training data (index.json)")
     p.add_argument("--out", required=True, help="run folder: phases/, state.json, compress_log.md, fd_model.pth")
-    p.add_argument("--seed", type=int, help="override compress.seed")
+    p.add_argument("--seed", type=count_arg, help="override compress.seed")
     args = p.parse_args()
     cfg = load_section(args.config, "compress", CompressConfig)
     if args.seed is not None:

@@ -8,17 +8,16 @@ A killed run continues with --resume.
 """
 from __future__ import annotations
 
-import argparse
 
-from siamfc.cli import run
+from siamfc.cli import ArgParser, dir_arg, file_arg, run
 from siamfc.config import load_section
 from siamfc.training.trainer import TrainConfig, train_siamfc
 
 
 def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--config", help="YAML config; its 'train' section is used")
-    p.add_argument("--data", required=True, help="cropped dataset (tools/crop_train_dataset.py output)")
+    p = ArgParser(__doc__)
+    p.add_argument("--config", type=file_arg, help="YAML config; its 'train' section is used")
+    p.add_argument("--data", required=True, type=dir_arg, help="cropped dataset (tools/crop_train_dataset.py output)")
     p.add_argument("--out", required=True, help="run folder: checkpoints/, train_log.csv, model.pth")
     p.add_argument("--resume", action="store_true", help="continue from the newest epoch checkpoint")
     p.add_argument("--device", help="cpu or cuda (default: cuda when available)")

@@ -11,19 +11,22 @@ resumes the phase in flight from its last epoch checkpoint.
 from __future__ import annotations
 
 import os
-import shutil
 import time
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import torch
 
+from ..config import Config, param
 from ..errors import InputError
-from ..evaluation import TrackerSpec, evaluate
-from ..io import read_json, write_json, write_text
+from ..evaluation.benchmarks import BENCHMARK_NAMES
+from ..evaluation import evaluate
+from ..files import copy_file, read_json, write_json, write_text
 from ..models.checkpoint import load_checkpoint
-from ..models.fd import LAST_STEP, FDAlexNet, FDPlan
+from ..models.fd import LAST_STEP, SQUEEZE_GROUPINGS, FDAlexNet, FDPlan
+from ..tracking.backends import BACKENDS
 from ..models.net import SiamNet
+from ..tracking.factory import TrackerSpec
 from ..training.trainer import TrainConfig, Trainer, epoch_path
 from .transitions import TRANSITIONS, carry_over, init_hourglass, init_narrowed
 
@@ -31,30 +34,30 @@ DISTILL_MODES = ("none", "response")
 
 
 @dataclass
-class SelectConfig:
+class SelectConfig(Config):
     """Where and how candidate checkpoints are scored."""
 
-    benchmark: str = "got10k-val"
-    root: str = ""
-    workers: int = 2
-    backend: str = "fp32"
-    sequences: int = 0                 # use only the first N sequences (0 = all)
+    benchmark: str = param("got10k-val", choices=BENCHMARK_NAMES)
+    root: str = param("", path="dir")
+    workers: int = param(2, ge=1)
+    backend: str = param("fp32", choices=BACKENDS)
+    sequences: int = param(0, ge=0)                 # use only the first N sequences (0 = all)
 
 
 @dataclass
-class CompressConfig:
-    rates: list[float] = field(default_factory=lambda: [0.3] * 5)
-    grouping: str = "conv"             # squeeze/combine groups: conv (paper) | aligned
-    transition: str = "inherit"        # even-step initialisation: fresh (paper) | inherit
-    distill: str = "none"              # none | response
-    distill_weight: float = 1.0
-    candidates: int = 2                # newest epochs of a phase that compete for selection
-    sample_images: int = 32            # crops used by the inherit initialisation
-    step: TrainConfig = field(default_factory=lambda: TrainConfig(epochs=50, initial_lr=1e-2, ultimate_lr=1e-4))
-    finetune: TrainConfig = field(default_factory=lambda: TrainConfig(epochs=10, initial_lr=1e-3, ultimate_lr=1e-5))
-    select: SelectConfig = field(default_factory=SelectConfig)
-    seed: int = 0
-    last_step: int = LAST_STEP         # stop early (the transform needs step 9)
+class CompressConfig(Config):
+    rates: list[float] = param(factory=lambda: [0.3] * 5, gt=0, le=1, length=5)
+    grouping: str = param("conv", choices=SQUEEZE_GROUPINGS)     # squeeze/combine groups: conv (paper) | aligned
+    transition: str = param("inherit", choices=TRANSITIONS)      # even-step initialisation: fresh (paper) | inherit
+    distill: str = param("none", choices=DISTILL_MODES)
+    distill_weight: float = param(1.0, ge=0)
+    candidates: int = param(2, ge=1)                # newest epochs of a phase that compete for selection
+    sample_images: int = param(32, ge=1)            # crops used by the inherit initialisation
+    step: TrainConfig = param(factory=lambda: TrainConfig(epochs=50, initial_lr=1e-2, ultimate_lr=1e-4))
+    finetune: TrainConfig = param(factory=lambda: TrainConfig(epochs=10, initial_lr=1e-3, ultimate_lr=1e-5))
+    select: SelectConfig = param(factory=SelectConfig)
+    seed: int = param(0, ge=0)
+    last_step: int = param(LAST_STEP, ge=1, le=LAST_STEP)   # stop early (the transform needs the last step)
 
 
 def phases(last_step: int = LAST_STEP) -> list[tuple[str, int, bool]]:
@@ -96,17 +99,13 @@ class Compressor:
     """Runs the phases of one compression into ``out_dir``."""
 
     def __init__(self, cfg: CompressConfig, teacher: str, crops_dir: str, out_dir: str) -> None:
-        if cfg.transition not in TRANSITIONS:
-            raise InputError(f"transition must be one of {TRANSITIONS}, got '{cfg.transition}'")
-        if cfg.distill not in DISTILL_MODES:
-            raise InputError(f"distill must be one of {DISTILL_MODES}, got '{cfg.distill}'")
-        if not cfg.select.root:
-            raise InputError("compress.select.root is empty: give the selection benchmark's root folder")
-        self.cfg, self.teacher_path, self.crops_dir, self.out_dir = cfg, teacher, crops_dir, out_dir
+        self.cfg, self.crops_dir, self.out_dir = cfg, crops_dir, out_dir
         loaded = load_checkpoint(teacher)
         if loaded.meta.get("fd") or tuple(loaded.net.backbone.widths) != (96, 256, 384, 384, 256):
             raise InputError(f"{teacher}: the teacher must be a full-width SiamFC checkpoint")
         self.teacher_state = loaded.net.state_dict()
+        if not cfg.select.root:
+            raise InputError("compress.select.root is empty: give the selection benchmark's root folder")
         self.state_path = os.path.join(out_dir, "state.json")
         self.state = read_json(self.state_path) if os.path.isfile(self.state_path) else {
             "config": asdict(cfg), "teacher": os.path.abspath(teacher), "phases": []}
@@ -172,8 +171,7 @@ class Compressor:
             if name not in done:
                 self.run_phase(index, name, step, fine_tune)
         final = os.path.join(self.out_dir, "fd_model.pth")
-        shutil.copyfile(self.path(self.state["phases"][-1]["selected"]), final + ".tmp")
-        os.replace(final + ".tmp", final)
+        copy_file(self.path(self.state["phases"][-1]["selected"]), final)
         return final
 
     def run_phase(self, index: int, name: str, step: int, fine_tune: bool) -> None:
@@ -193,8 +191,7 @@ class Compressor:
         candidates = [self.score(phase_dir, name, e) for e in epochs]
         best = max(candidates, key=lambda c: c["score"])
         selected = os.path.join(phase_dir, "selected.pth")
-        shutil.copyfile(epoch_path(phase_dir, best["epoch"]), selected + ".tmp")
-        os.replace(selected + ".tmp", selected)
+        copy_file(epoch_path(phase_dir, best["epoch"]), selected)
         record = {"name": name, "step": step, "fine_tune": fine_tune, "status": "done",
                   "trainable": trainable, "init": info.get("init", "carried over"),
                   "fit_residual": info.get("fit_residual"), "epochs": train_cfg.epochs,
@@ -213,7 +210,7 @@ class Compressor:
 
     def score(self, phase_dir: str, name: str, epoch: int) -> dict[str, Any]:
         sel = self.cfg.select
-        s = evaluate(TrackerSpec(epoch_path(phase_dir, epoch), name=f"{name}_e{epoch}", backend=sel.backend),
+        s = evaluate(TrackerSpec("siamfc", epoch_path(phase_dir, epoch), sel.backend, name=f"{name}_e{epoch}"),
                      sel.benchmark, sel.root, os.path.join(phase_dir, "select"), sel.workers,
                      self.selection_sequences())
         return {"epoch": epoch, "score": selection_score(s), "auc": s["mean_auc"],

@@ -1,16 +1,15 @@
 """Transform a fully squeezed FD checkpoint into a slim plain AlexNet, and verify it."""
 from __future__ import annotations
 
-import glob
 import os
 from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
 import torch
 
+from ..data.samples import sample_crops
 from ..errors import InputError
-from ..io import write_json, write_text
+from ..files import write_json, write_text
 from ..models.backbone import AlexNet
 from ..models.checkpoint import build_net, load_checkpoint, save_checkpoint
 from ..models.fd import LAST_STEP
@@ -48,29 +47,6 @@ def fold_checkpoint(path: str) -> tuple[SiamNet, SiamNet, dict[str, Any]]:
 
 def relative_error(a: torch.Tensor, b: torch.Tensor) -> float:
     return float((a - b).abs().max() / a.abs().max().clamp_min(1e-12))
-
-
-def sample_crops(image_dir: str | None, count: int = 6, seed: int = 0) -> tuple[torch.Tensor, str]:
-    """255x255 crops of real frames when a folder of OTB sequences is given, else
-    of generated synthetic frames."""
-    from ..data.sequences import read_frame
-    from ..tracking.ops import crop_region, fill_color
-
-    rng = np.random.default_rng(seed)
-    frames = sorted(glob.glob(os.path.join(image_dir, "*", "img", "*.jpg"))) if image_dir else []
-    if frames:
-        picks = [frames[i] for i in rng.choice(len(frames), size=min(count, len(frames)), replace=False)]
-        images, source = [read_frame(p) for p in picks], image_dir
-    else:
-        from ..data.synthetic import render_sequence
-        r = render_sequence(np.random.SeedSequence(seed), count, 320, 240)
-        images, source = r.frames, "synthetic frames"
-    crops = []
-    for img in images:
-        h, w = img.shape[:2]
-        center = np.array([rng.uniform(0, h), rng.uniform(0, w)])
-        crops.append(crop_region(img, center, rng.uniform(100, 400), 255, fill_color(img)))
-    return torch.from_numpy(np.stack(crops)).permute(0, 3, 1, 2).float(), source
 
 
 @torch.no_grad()

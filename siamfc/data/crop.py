@@ -12,8 +12,8 @@ the finished sequences, in a fixed order: the same input gives the same files.
 from __future__ import annotations
 
 import os
+import sys
 import shutil
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -21,11 +21,12 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
-from ..boxes import to_center
+from ..geometry import context_size, crop_region, fill_color, to_center
+from ..config import Config, param
 from ..errors import InputError
-from ..io import read_json, write_json
-from ..tracking.ops import crop_region, fill_color
-from .sequences import read_frame
+from ..files import read_json, write_json
+from ..workers import pool
+from .sequences import list_frames, read_frame
 
 INDEX = "index.json"
 META = "meta.json"
@@ -33,11 +34,11 @@ LAYOUTS = ("got10k", "lasot", "vid")
 
 
 @dataclass
-class CropConfig:
-    exemplar_sz: int = 127
-    instance_sz: int = 255
-    context: float = 0.5
-    jpeg_quality: int = 90
+class CropConfig(Config):
+    exemplar_sz: int = param(127, ge=15)
+    instance_sz: int = param(255, ge=15)
+    context: float = param(0.5, ge=0)
+    jpeg_quality: int = param(90, ge=1, le=100)
 
 
 @dataclass
@@ -73,12 +74,6 @@ def cover_valid(cover: np.ndarray) -> np.ndarray:
     return cover > max(1.0, 0.3 * cover.max())
 
 
-def exemplar_size(box: np.ndarray, context: float) -> float:
-    """Side of the exemplar region: sqrt((w + p) (h + p)) with p = context (w + h)."""
-    _, size = to_center(box)
-    return float(np.sqrt(np.prod(size + context * size.sum())))
-
-
 def crop_sequence(seq: SourceSequence, out_dir: str, cfg: CropConfig) -> dict[str, Any]:
     """Crop one sequence into ``out_dir`` (atomically); returns its index entry."""
     tmp = out_dir + ".partial"
@@ -99,7 +94,7 @@ def crop_sequence(seq: SourceSequence, out_dir: str, cfg: CropConfig) -> dict[st
             continue
         valid[i] = box_valid(seq.boxes[i], (img.shape[1], img.shape[0]))
         center, _ = to_center(seq.boxes[i])
-        x_sz = exemplar_size(seq.boxes[i], cfg.context) * cfg.instance_sz / cfg.exemplar_sz
+        x_sz = context_size(seq.boxes[i, 2:], cfg.context) * cfg.instance_sz / cfg.exemplar_sz
         patch = crop_region(img, center, x_sz, cfg.instance_sz, fill_color(img))
         cv2.imwrite(os.path.join(tmp, f"{i + 1:08d}.jpg"), cv2.cvtColor(patch, cv2.COLOR_RGB2BGR),
                     [cv2.IMWRITE_JPEG_QUALITY, cfg.jpeg_quality])
@@ -159,10 +154,24 @@ def _crop_one(args: tuple[int, str, CropConfig]) -> dict[str, Any]:
     try:
         seq = load_source(dataset, index)
     except Exception as e:
-        name = dataset.seq_names[index]
-        return {"name": name, "frames": 0, "valid": "", "size": [], "errors": [
-            f"{name}: cannot load sequence ({type(e).__name__}: {e})"], "skipped": True}
+        return {"name": dataset.seq_names[index], "frames": 0, "valid": "", "size": [],
+                "errors": [load_error(dataset, index, e)], "skipped": True}
     return crop_sequence(seq, out_dir, cfg)
+
+
+def load_error(dataset: Any, index: int, error: Exception) -> str:
+    """One line naming why a sequence cannot be loaded (a missing frame, if that is why)."""
+    name = dataset.seq_names[index]
+    folder = (getattr(dataset, "seq_dirs", None) or [None] * (index + 1))[index]
+    if isinstance(error, AssertionError) and folder and os.path.isdir(folder):
+        try:
+            list_frames(folder)
+        except InputError as e:
+            return str(e)
+        gt = (getattr(dataset, "anno_files", None) or [folder] * (index + 1))[index]
+        return f"{gt}: frames and ground truth of sequence {name} differ in length"
+    first = str(error).splitlines()[0] if str(error) else ""
+    return f"{name}: cannot load sequence ({type(error).__name__}: {first})"
 
 
 def safe_name(name: str) -> str:
@@ -182,9 +191,8 @@ def crop_dataset(layout: str, root: str, out: str, cfg: CropConfig | None = None
     problems: list[str] = []
     with tqdm(total=len(names), initial=len(names) - len(todo), desc="cropping", unit="seq") as bar:
         if workers > 1 and len(todo) > 1:
-            with ProcessPoolExecutor(workers, initializer=_init,
-                                     initargs=(layout, root, subset, cache_dir)) as pool:
-                for entry in pool.map(_crop_one, todo, chunksize=1):
+            with pool(workers, _init, (layout, root, subset, cache_dir), start_method="fork") as executor:
+                for entry in executor.map(_crop_one, todo, chunksize=1):
                     _report(entry, problems, bar)
         else:
             for job in todo:
@@ -203,7 +211,8 @@ def crop_dataset(layout: str, root: str, out: str, cfg: CropConfig | None = None
 
 
 def _report(entry: dict[str, Any], problems: list[str], bar: tqdm) -> None:
+    what = "sequence skipped" if entry.get("skipped") else "frame marked invalid"
     for err in entry.get("errors", []):
-        tqdm.write(f"warning: {err} (marked invalid)")
+        tqdm.write(f"warning: {err} ({what})", file=sys.stderr)
         problems.append(err)
     bar.update(1)

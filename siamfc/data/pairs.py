@@ -14,21 +14,26 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from ..config import Config, ConfigError, param
 from ..errors import InputError
-from ..io import read_json
+from ..files import read_json
 from .crop import INDEX
 
 INTERPOLATIONS = (cv2.INTER_LINEAR, cv2.INTER_CUBIC, cv2.INTER_AREA, cv2.INTER_NEAREST, cv2.INTER_LANCZOS4)
 
 
 @dataclass
-class PairConfig:
-    exemplar_sz: int = 127
-    instance_sz: int = 255
-    max_stretch: float = 0.05
-    margin: int = 8            # shift jitter, px: centre crop to 255-8, random crop to 255-16
-    max_dist: int = 100        # frames between exemplar and search
-    pairs_per_seq: int = 1
+class PairConfig(Config):
+    exemplar_sz: int = param(127, ge=15)
+    instance_sz: int = param(255, ge=15)
+    max_stretch: float = param(0.05, ge=0, le=0.5)
+    margin: int = param(8, ge=0)          # shift jitter, px: centre crop to 255-8, random crop to 255-16
+    max_dist: int = param(100, ge=1)      # frames between exemplar and search
+    pairs_per_seq: int = param(1, ge=1)
+
+    def check(self) -> None:
+        if self.instance_sz - 2 * self.margin < self.exemplar_sz:
+            raise ConfigError("PairConfig.margin", f"{self.margin} leaves search crops smaller than the exemplar")
 
 
 def stretch(img: np.ndarray, rng: np.random.Generator, max_stretch: float) -> np.ndarray:

@@ -74,6 +74,8 @@ def parse_boxes(path: str, allow_missing: bool = False) -> np.ndarray:
             raise InputError(f"{path}:{n + 1}: NaN in box '{line}'")
         if n > 0 and not allow_missing and not np.all(np.isfinite(boxes[n])):
             raise InputError(f"{path}:{n + 1}: non-finite value in box '{line}'")
+        if n > 0 and not allow_missing and (boxes[n, 2] <= 0 or boxes[n, 3] <= 0):
+            raise InputError(f"{path}:{n + 1}: box has zero or negative size: '{line}'")
     x, y, w, h = boxes[0]
     if not np.all(np.isfinite(boxes[0])):
         raise InputError(f"{path}:1: initial box is not finite: '{lines[0]}'")
@@ -85,10 +87,22 @@ def parse_boxes(path: str, allow_missing: bool = False) -> np.ndarray:
 def list_frames(img_dir: str) -> list[str]:
     if not os.path.isdir(img_dir):
         raise InputError(f"{img_dir}: frame folder not found")
-    frames = sorted(p for p in glob.glob(os.path.join(img_dir, "*"))
-                    if p.lower().endswith(IMAGE_EXTENSIONS))
+    frames = [p for p in glob.glob(os.path.join(img_dir, "*")) if p.lower().endswith(IMAGE_EXTENSIONS)]
     if not frames:
         raise InputError(f"{img_dir}: no frames (.jpg/.png) in folder")
+    stems = [os.path.splitext(os.path.basename(p))[0] for p in frames]
+    if not all(s.isdigit() for s in stems):
+        return sorted(frames)
+    # Numbered frames sort by number (1.jpg, 2.jpg, ..., 10.jpg) and must be consecutive.
+    order = sorted(range(len(frames)), key=lambda i: int(stems[i]))
+    frames = [frames[i] for i in order]
+    numbers = [int(stems[i]) for i in order]
+    for prev, n in zip(numbers, numbers[1:]):
+        if n != prev + 1:
+            stem = stems[order[0]]
+            width = len(stem) if stem.startswith("0") else 0
+            missing = os.path.join(img_dir, f"{prev + 1:0{width}d}{os.path.splitext(frames[0])[1]}")
+            raise InputError(f"{missing}: frame is missing (the frames jump from {prev} to {n})")
     return frames
 
 

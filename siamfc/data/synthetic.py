@@ -16,31 +16,32 @@ from __future__ import annotations
 
 import os
 import shutil
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 
 import cv2
 import numpy as np
 from tqdm import tqdm
 
-from ..io import write_text
+from ..config import Config, param
+from ..files import write_text
+from ..workers import pool
 
 SHAPES = ("rect", "ellipse", "diamond", "rounded", "cross", "blob")
 
 
 @dataclass
-class SynthConfig:
+class SynthConfig(Config):
     """Size and difficulty of the generated dataset."""
 
-    train_seqs: int = 80
-    val_seqs: int = 150
-    frames: int = 100          # frames per training sequence
-    val_frames: int = 30       # frames per validation sequence
-    width: int = 320
-    height: int = 240
-    seed: int = 0
-    jpeg_quality: int = 90
-    workers: int = 2
+    train_seqs: int = param(80, ge=0)
+    val_seqs: int = param(150, ge=0)
+    frames: int = param(100, ge=2)          # frames per training sequence
+    val_frames: int = param(30, ge=2)       # frames per validation sequence
+    width: int = param(320, ge=64)
+    height: int = param(240, ge=64)
+    seed: int = param(0, ge=0)
+    jpeg_quality: int = param(90, ge=1, le=100)
+    workers: int = param(2, ge=1)
 
 
 # ---------------------------------------------------------------- textures
@@ -358,8 +359,8 @@ def make_dataset(root: str, cfg: SynthConfig) -> None:
     todo = [j for j in jobs if not os.path.isdir(j[0])]
     with tqdm(total=len(jobs), initial=len(jobs) - len(todo), desc="synthetic sequences", unit="seq") as bar:
         if cfg.workers > 1 and len(todo) > 1:
-            with ProcessPoolExecutor(cfg.workers) as pool:
-                for _ in pool.map(_make_one, todo, chunksize=1):
+            with pool(cfg.workers, start_method="fork") as executor:
+                for _ in executor.map(_make_one, todo, chunksize=1):
                     bar.update(1)
         else:
             for job in todo:

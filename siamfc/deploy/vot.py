@@ -11,6 +11,8 @@ import os
 import numpy as np
 
 from ..data.sequences import read_frame
+from ..errors import InputError
+from ..tracking.factory import TrackerSpec, build_tracker, check_tracker
 
 CHECKPOINT_ENV = "FDSIAMFC_CHECKPOINT"
 BACKEND_ENV = "FDSIAMFC_BACKEND"
@@ -21,11 +23,13 @@ def serve(checkpoint: str | None = None, backend: str | None = None) -> None:
     from trax import Image, Region, Server, TraxStatus
     from trax.region import Rectangle
 
-    from ..evaluation.runner import TrackerSpec, build_tracker
-
-    checkpoint = checkpoint or os.environ[CHECKPOINT_ENV]
+    checkpoint = checkpoint or os.environ.get(CHECKPOINT_ENV)
+    if not checkpoint:
+        raise InputError(f"no tracker given: set {CHECKPOINT_ENV} to a checkpoint, an .onnx file or 'identity'")
     # fp32 by default: "auto" may spend longer timing backends than the toolkit waits to connect
-    tracker = build_tracker(TrackerSpec(checkpoint, backend=backend or os.environ.get(BACKEND_ENV, "fp32")))
+    spec = TrackerSpec.parse(checkpoint, backend=backend or os.environ.get(BACKEND_ENV, "fp32"))
+    check_tracker(spec)
+    tracker = build_tracker(spec)
     with Server([Region.RECTANGLE], [Image.PATH], tracker_name="FDSiamFC") as server:
         while True:
             request = server.wait()

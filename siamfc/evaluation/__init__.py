@@ -7,10 +7,10 @@ import os
 from typing import Any
 
 from ..errors import InputError
-from ..io import write_json
+from ..files import write_json
+from ..tracking.factory import TrackerSpec, check_tracker
 from .benchmarks import load_benchmark
-from ..models.checkpoint import load_checkpoint
-from .runner import TrackerSpec, is_special, run_sequences
+from .runner import run_sequences
 from .summary import format_table, got10k_summary, make_experiment, otb_summary
 
 __all__ = ["TrackerSpec", "evaluate", "format_table"]
@@ -36,11 +36,7 @@ def evaluate(spec: TrackerSpec, benchmark: str, root: str, out: str, workers: in
     summary under ``failed`` and the rest are scored. Several trackers may share
     one ``out`` (with distinct ``summary_file`` names) to be plotted together.
     """
-    if spec.checkpoint.endswith(".onnx"):
-        from ..deploy.onnx import session
-        session(spec.checkpoint)  # fail on a bad file before any tracking starts
-    elif not is_special(spec.checkpoint):
-        load_checkpoint(spec.checkpoint)
+    check_tracker(spec)   # a bad file or option fails here, before anything is written
     bench = load_benchmark(benchmark, root, only)
     kind, title = bench.spec.kind, bench.spec.title
     otb_kind, otb_title = ("uav", f"{title}-OTB") if kind == "got10k" else (kind, title)
@@ -57,7 +53,8 @@ def evaluate(spec: TrackerSpec, benchmark: str, root: str, out: str, workers: in
     with quiet_plots():
         perf = make_experiment(otb_kind, done, otb_title, out).report([name])[name]
         got = make_experiment("got10k", done, title, out).report([name])[name] if kind == "got10k" else None
-    summary: dict[str, Any] = {"tracker": name, "checkpoint": spec.checkpoint, "backend": spec.backend,
+    summary: dict[str, Any] = {"tracker": name, "kind": spec.kind, "checkpoint": spec.checkpoint,
+                               "backend": spec.backend,
                                "benchmark": title, "root": os.path.abspath(root)}
     summary.update(otb_summary(perf, done))
     if got is not None:

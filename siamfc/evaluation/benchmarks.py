@@ -13,7 +13,7 @@ import os
 from dataclasses import dataclass
 from typing import Any, Callable
 
-from ..data.sequences import Sequence, check_lengths, list_otb_folder, otb_folder_sequence, parse_boxes
+from ..data.sequences import Sequence, check_lengths, list_frames, list_otb_folder, otb_folder_sequence, parse_boxes
 from ..errors import InputError
 
 
@@ -45,6 +45,11 @@ BENCHMARKS: dict[str, BenchmarkSpec] = {
 }
 
 
+ALIASES = {"got10k": "got10k-val", "got-10k": "got10k-val", "got-10k-val": "got10k-val",
+           "otb100": "otb2015", "tb100": "otb2015", "tc128": "tcolor128"}
+BENCHMARK_NAMES = tuple(BENCHMARKS) + tuple(ALIASES)
+
+
 @dataclass
 class LoadedBenchmark:
     spec: BenchmarkSpec
@@ -55,9 +60,7 @@ class LoadedBenchmark:
 
 def _normalise(name: str) -> str:
     key = name.lower().replace("_", "-")
-    aliases = {"got10k": "got10k-val", "got-10k": "got10k-val", "got-10k-val": "got10k-val",
-               "otb100": "otb2015", "tb100": "otb2015", "tc128": "tcolor128"}
-    key = aliases.get(key, key)
+    key = ALIASES.get(key, key)
     if key not in BENCHMARKS:
         raise InputError(f"unknown benchmark '{name}'; choose one of {', '.join(BENCHMARKS)}")
     return key
@@ -74,6 +77,7 @@ def _dataset_sequence(dataset: Any, index: int, spec: BenchmarkSpec) -> Sequence
     try:
         item = dataset[index]
     except AssertionError:
+        list_frames(os.path.dirname(gt))   # names a missing frame, if that is the cause
         raise InputError(f"{gt}: frames and ground truth of sequence {name} differ in length") from None
     except Exception as e:
         raise InputError(f"{gt}: cannot load sequence {name} ({type(e).__name__}: {e})") from None

@@ -6,75 +6,21 @@ A sequence that fails (a corrupt frame, say) is reported and the rest go on.
 """
 from __future__ import annotations
 
-import json
-import multiprocessing as mp
 import os
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from concurrent.futures.process import BrokenProcessPool
-from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
 import torch
 from tqdm import tqdm
 
-from ..config import TrackerConfig, from_dict, to_dict
 from ..data.sequences import Sequence
 from ..errors import InputError
-from ..io import write_text
-
-SPECIAL_CHECKPOINTS = ("identity", "random")
-
-
-def opencv_name(checkpoint: str) -> str | None:
-    """``MIL`` for ``opencv:MIL``; None for anything else."""
-    return checkpoint.split(":", 1)[1] if checkpoint.startswith("opencv:") else None
-
-
-def is_special(checkpoint: str) -> bool:
-    """Not a file: a built-in baseline or an OpenCV tracker."""
-    return checkpoint in SPECIAL_CHECKPOINTS or opencv_name(checkpoint) is not None
-
-
-@dataclass
-class TrackerSpec:
-    """Everything needed to build a tracker in another process."""
-
-    checkpoint: str                   # a file, "identity", "random" or "opencv:NAME"
-    name: str | None = None
-    backend: str = "fp32"
-    config: dict[str, Any] = field(default_factory=dict)
-    seed: int = 0                     # for "random"
-
-    @property
-    def tracker_name(self) -> str:
-        if self.name:
-            return self.name
-        if self.checkpoint == "identity":
-            return "IdentityTracker"
-        if self.checkpoint == "random":
-            return "RandomSiamFC"
-        if cv_name := opencv_name(self.checkpoint):
-            return "OpenCV-" + cv_name
-        return os.path.splitext(os.path.basename(self.checkpoint))[0]
-
-
-def build_tracker(spec: TrackerSpec) -> Any:
-    from got10k.trackers import IdentityTracker
-
-    from ..models.checkpoint import random_net
-    from ..tracking.tracker import SiamFCTracker
-
-    cfg = from_dict(TrackerConfig, spec.config)
-    if spec.checkpoint == "identity":
-        return IdentityTracker()
-    if cv_name := opencv_name(spec.checkpoint):
-        from ..tracking.opencv import OpenCVTracker
-        return OpenCVTracker(cv_name)
-    if spec.checkpoint == "random":
-        return SiamFCTracker(random_net(spec.seed).eval(), cfg, name=spec.tracker_name, backend=spec.backend)
-    return SiamFCTracker.from_checkpoint(spec.checkpoint, cfg, name=spec.tracker_name, backend=spec.backend)
-
+from ..files import write_text
+from ..tracking.factory import TrackerSpec, build_tracker
+from ..tracking.siamfc import run_tracker
+from ..workers import new_pool, terminate
 
 def otb_record(result_dir: str, name: str, seq: str) -> tuple[str, str]:
     """got10k's OTB-family layout: NAME/SEQ.txt and NAME/times/SEQ_time.txt."""
@@ -104,15 +50,13 @@ def _set_threads(threads: int) -> None:
 
 def _tracker(spec: TrackerSpec) -> Any:
     """The worker's tracker for ``spec``, built once and reused while the spec stays the same."""
-    key = json.dumps(asdict(spec), sort_keys=True)
+    key = spec.key()
     if _WORKER.get("key") != key:
         _WORKER.update(key=key, tracker=build_tracker(spec))
     return _WORKER["tracker"]
 
 
 def _track_one(spec: TrackerSpec, seq: Sequence, records: list[tuple[str, str]]) -> tuple[str, int, str | None]:
-    from ..tracking.tracker import run_tracker
-
     try:
         boxes, times = run_tracker(_tracker(spec), seq.frames, seq.boxes[0])
     except InputError as e:
@@ -127,8 +71,7 @@ def worker_pool(workers: int, threads: int) -> ProcessPoolExecutor:
     once, not for every evaluation, matters when compression scores dozens of checkpoints."""
     key = (workers, threads)
     if key not in _POOLS:
-        _POOLS[key] = ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn"),
-                                          initializer=_set_threads, initargs=(threads,))
+        _POOLS[key] = new_pool(workers, _set_threads, (threads,))
     return _POOLS[key]
 
 
@@ -169,6 +112,9 @@ def run_sequences(spec: TrackerSpec, sequences: list[Sequence], record_dirs: lis
                 _collect(fut.result(), failed, bar)
         except BrokenProcessPool:
             _POOLS.pop((workers, threads), None)
+            raise
+        except BaseException:   # Ctrl-C, SIGTERM or a failure: no worker may outlive it
+            terminate(_POOLS.pop((workers, threads)))
             raise
     bar.close()
     return failed

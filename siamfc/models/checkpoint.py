@@ -14,7 +14,7 @@ import torch
 from torch import nn
 
 from ..errors import InputError
-from ..io import torch_save
+from ..files import torch_save
 from .backbone import FULL_WIDTHS, AlexNet, init_weights
 from .fd import FDAlexNet, FDPlan
 from .net import SiamNet
@@ -66,8 +66,9 @@ def _read(path: str | os.PathLike) -> dict[str, Any]:
         raise InputError(f"{path}: checkpoint file not found")
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:  # torch raises many types for a corrupt file
-        raise InputError(f"{path}: not a readable PyTorch checkpoint ({type(e).__name__}: {e})") from None
+    except Exception as e:  # torch raises many types, with many lines that do not name the cause
+        raise InputError(f"{path}: not a readable PyTorch checkpoint: corrupt, truncated or not written by "
+                         f"torch.save ({type(e).__name__})") from None
     if not isinstance(obj, dict):
         raise InputError(f"{path}: checkpoint holds a {type(obj).__name__}, not a state dict")
     return obj

@@ -9,8 +9,6 @@ which parameters train. The network itself only reads the plan.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Sequence
-
 import torch
 from torch import nn
 
@@ -138,7 +136,3 @@ class FDAlexNet(nn.Module):
             if p.requires_grad:
                 names.append(name)
         return names
-
-
-def fd_plan(rates: Sequence[float], step: int, grouping: str = "conv") -> FDPlan:
-    return FDPlan(tuple(rates), step, grouping)

@@ -12,7 +12,7 @@ def xcorr(z: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
     The batch is folded into the channel axis and run as one grouped conv, which
     is the standard "fast" cross-correlation.
     """
-    nz, c, hz, wz = z.shape
+    nz, c = z.shape[:2]
     nx = x.shape[0]
     if nz == 1 and nx > 1:
         return F.conv2d(x, z)

@@ -20,11 +20,6 @@ def state_dict_mb(module: nn.Module) -> float:
     return buf.tell() / 1e6
 
 
-def conv_macs(module: nn.Module, size: int = 255) -> int:
-    """Multiply-accumulates of every conv for one ``size`` x ``size`` RGB image."""
-    return _count(module, size)[0]
-
-
 def gflops(module: nn.Module, size: int = 255) -> float:
     """GFLOPs for one search image, counted as the FDSiamFC paper's figures are:
     2 x conv MACs, plus one op per bias add, ReLU and max-pool input element and

@@ -33,7 +33,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..system import cpu_name, median_seconds
+from ..errors import InputError
+from ..files import read_json, update_json
+from ..system import machine_id, median_seconds
 
 TORCH_BACKENDS = ("fp32", "bf16", "compile", "compile-bf16")
 INT8 = {"onnxruntime-int8": "minmax", "onnxruntime-int8-pct": "percentile"}   # calibration
@@ -94,10 +96,11 @@ def make_runner(backbone: nn.Module, backend: str, device: torch.device | None =
     if backend == "auto":
         backend = auto_backend(backbone, device)
     if backend.startswith("onnxruntime"):
-        from ..deploy.onnx import OnnxRunner, export_backbone, quantize_int8, synthetic_calibration
+        from ..data.samples import calibration_crops
+        from .onnx_runtime import OnnxRunner, export_backbone, quantize_int8
         model = export_backbone(backbone)
         if backend in INT8:
-            model = quantize_int8(model, synthetic_calibration(), INT8[backend])
+            model = quantize_int8(model, calibration_crops(), INT8[backend])
         return OnnxRunner(model)
     if backend not in TORCH_BACKENDS:
         raise ValueError(f"unknown backend {backend!r}; expected one of {BACKENDS}")
@@ -118,65 +121,70 @@ def weights_key(backbone: nn.Module) -> str:
     return digest.hexdigest()[:16]
 
 
-def _machine() -> str:
-    return f"{cpu_name()} | {os.cpu_count()} cpus | torch {torch.__version__}"
-
-
 def _load(name: str) -> dict:
-    path = os.path.join(CACHE_DIR, name)
     try:
-        with open(path) as f:
-            return json.load(f)
+        return read_json(os.path.join(CACHE_DIR, name))
     except (OSError, ValueError):
         return {}
 
 
-def _store(name: str, data: dict) -> None:
-    os.makedirs(CACHE_DIR, exist_ok=True)
-    path = os.path.join(CACHE_DIR, name)
-    with open(path + ".tmp", "w") as f:
-        json.dump(data, f, indent=1)
-    os.replace(path + ".tmp", path)
+def _update(name: str, update: Callable[[dict], dict]) -> dict:
+    """Read-modify-write of a cache file under its lock: parallel workers never lose
+    each other's entries or see a torn file."""
+    return update_json(os.path.join(CACHE_DIR, name), update)
 
 
 def record_accuracy(backbone: nn.Module, aucs: dict[str, float]) -> None:
     """Remember, for these weights on this machine, each backend's mean AUC (fp32 included)."""
-    data = _load("accuracy.json")
-    data.setdefault(_machine(), {})[weights_key(backbone)] = aucs
-    _store("accuracy.json", data)
+    key = weights_key(backbone)
+
+    def add(data: dict) -> dict:
+        data.setdefault(machine_id(), {})[key] = aucs
+        return data
+
+    _update("accuracy.json", add)
 
 
 def verified(backbone: nn.Module) -> list[str]:
     """Reduced-precision backends measured within tolerance of fp32 for these weights."""
-    aucs = _load("accuracy.json").get(_machine(), {}).get(weights_key(backbone), {})
+    aucs = _load("accuracy.json").get(machine_id(), {}).get(weights_key(backbone), {})
     if "fp32" not in aucs:
         return []
     return [b for b in REDUCED if b in aucs and abs(aucs[b] - aucs["fp32"]) <= AUC_TOLERANCE]
 
 
 def auto_backend(backbone: nn.Module, device: torch.device | None = None) -> str:
-    """The fastest accurate backend for these weights on this machine (cached)."""
+    """The fastest accurate backend for these weights on this machine (cached).
+
+    A candidate that cannot run here (no C++ compiler for ``torch.compile``, say)
+    drops out, with its reason printed; if none can run, the reasons are raised.
+    """
     device = device or default_device()
     if device.type != "cpu":
         return "fp32"
     candidates = list(EXACT) + verified(backbone)
-    key = json.dumps([_machine(), torch.get_num_threads(), weights_key(backbone), candidates])
-    cache = _load("auto_backend.json")
-    if key in cache:
-        return cache[key]
-    threads = torch.get_num_threads()
+    key = json.dumps([machine_id(), torch.get_num_threads(), weights_key(backbone), candidates])
+    cached = _load("auto_backend.json").get(key)
+    if cached in candidates:
+        return cached
     crops = np.random.default_rng(0).integers(0, 256, (3, 255, 255, 3), dtype=np.uint8)
-    timings = {}
+    timings, failures = {}, {}
     for name in candidates:
         try:
             runner = make_runner(backbone, name, device)
             runner(crops[:1, 64:191, 64:191].copy())   # the exemplar shape compiles too
             timings[name] = time_runner(runner, crops)
-        except Exception:   # e.g. no C++ compiler for torch.compile: not a candidate here
-            continue
-        finally:
-            torch.set_num_threads(threads)   # the ONNX Runtime runner lowers PyTorch's
+        except (RuntimeError, OSError, ImportError, InputError, ValueError) as e:
+            failures[name] = f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"
+            print(f"auto backend: {name} cannot run here ({failures[name]})")
+    if not timings:
+        raise RuntimeError("auto backend: no backend runs on this machine: "
+                           + "; ".join(f"{k}: {v}" for k, v in failures.items()))
     choice = min(timings, key=timings.get)
-    cache[key] = choice
-    _store("auto_backend.json", cache)
+
+    def add(data: dict) -> dict:
+        data[key] = choice
+        return data
+
+    _update("auto_backend.json", add)
     return choice

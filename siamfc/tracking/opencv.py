@@ -25,12 +25,18 @@ def _factory(name: str):
     return None
 
 
+def check_available(name: str) -> None:
+    if name not in NAMES:
+        raise InputError(f"opencv:{name}: unknown OpenCV tracker; choose one of {', '.join(NAMES)}")
+    if _factory(name) is None:
+        raise InputError(f"opencv:{name}: not in this OpenCV build (CSRT/KCF need opencv-contrib-python)")
+
+
 class OpenCVTracker(Tracker):
     def __init__(self, name: str) -> None:
         super().__init__(f"OpenCV-{name}", is_deterministic=True)
+        check_available(name)
         self.make = _factory(name)
-        if self.make is None:
-            raise InputError(f"opencv:{name}: not in this OpenCV build (CSRT/KCF need opencv-contrib-python)")
         self.box = None
 
     def init(self, image: np.ndarray, box: np.ndarray) -> None:

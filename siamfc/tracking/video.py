@@ -110,33 +110,43 @@ def track_source(tracker: Any, src: Source, init: str | None = None, save: str |
                  max_frames: int = 0) -> tuple[list[float], str | None]:
     """Track ``src``, showing each annotated frame when a display exists and nothing is
     saved, else writing them to an MP4. Returns the per-frame ``update`` times and the
-    video written (if any)."""
+    video written (if any). The video appears only when complete: a bad frame midway
+    leaves nothing behind."""
     live = has_display() and not save
     path = None if live else save or f"{src.name}_tracked.mp4"
+    partial = None if path is None else os.path.join(os.path.dirname(os.path.abspath(path)),
+                                                     f".{os.path.basename(path)}.partial.mp4")
     writer, times, total = None, [], 0.0
-    for i, frame in enumerate(src.frames):
-        if max_frames and i >= max_frames:
-            break
-        if i == 0:
-            box, score = initial_box(src, init, frame), None
-            tracker.init(frame, box)
-        else:
-            start = time.perf_counter()
-            box = tracker.update(frame)
-            times.append(time.perf_counter() - start)
-            total += times[-1]
-            score = tracker.last_score
-        shown = annotate(frame, box, len(times) / total if total else 0.0, score)
-        if live:
-            cv2.imshow("fdsiamfc", shown)
-            if cv2.waitKey(1) & 0xFF in (27, ord("q")):
+    try:
+        for i, frame in enumerate(src.frames):
+            if max_frames and i >= max_frames:
                 break
-            continue
-        if writer is None:
-            writer = cv2.VideoWriter(path, cv2.VideoWriter_fourcc(*"mp4v"), src.fps, (shown.shape[1], shown.shape[0]))
-            if not writer.isOpened():
-                raise InputError(f"{path}: cannot open a video writer")
-        writer.write(shown)
-    if writer is not None:
-        writer.release()
+            if i == 0:
+                box, score = initial_box(src, init, frame), None
+                tracker.init(frame, box)
+            else:
+                start = time.perf_counter()
+                box = tracker.update(frame)
+                times.append(time.perf_counter() - start)
+                total += times[-1]
+                score = tracker.last_score
+            shown = annotate(frame, box, len(times) / total if total else 0.0, score)
+            if live:
+                cv2.imshow("fdsiamfc", shown)
+                if cv2.waitKey(1) & 0xFF in (27, ord("q")):
+                    break
+                continue
+            if writer is None:
+                os.makedirs(os.path.dirname(partial), exist_ok=True)
+                writer = cv2.VideoWriter(partial, cv2.VideoWriter_fourcc(*"mp4v"), src.fps,
+                                         (shown.shape[1], shown.shape[0]))
+                if not writer.isOpened():
+                    raise InputError(f"{path}: cannot open a video writer")
+            writer.write(shown)
+        if writer is not None:
+            writer.release()
+            os.replace(partial, path)
+    finally:
+        if partial and os.path.exists(partial):
+            os.remove(partial)
     return times, path if writer is not None else None

@@ -22,9 +22,10 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, DistributedSampler, RandomSampler
 from tqdm import tqdm
 
+from ..config import Config, param
 from ..data.pairs import PairConfig, PairDataset
 from ..errors import InputError
-from ..io import torch_save, write_text
+from ..files import torch_save, write_text
 from ..models.backbone import TOTAL_STRIDE
 from ..models.checkpoint import checkpoint_payload, save_checkpoint
 from ..models.net import SiamNet
@@ -35,22 +36,22 @@ PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 
 
 @dataclass
-class TrainConfig:
-    epochs: int = 50
-    batch_size: int = 8
-    num_workers: int = 2
-    initial_lr: float = 1e-2
-    ultimate_lr: float = 1e-5
-    weight_decay: float = 5e-4
-    momentum: float = 0.9
-    r_pos: float = 16
-    r_neg: float = 0
-    precision: str = "auto"
+class TrainConfig(Config):
+    epochs: int = param(50, ge=0)
+    batch_size: int = param(8, ge=1)
+    num_workers: int = param(2, ge=0)
+    initial_lr: float = param(1e-2, gt=0)
+    ultimate_lr: float = param(1e-5, gt=0)
+    weight_decay: float = param(5e-4, ge=0)
+    momentum: float = param(0.9, ge=0, le=1)
+    r_pos: float = param(16, ge=0)
+    r_neg: float = param(0, ge=0)
+    precision: str = param("auto", choices=PRECISIONS)
     channels_last: bool = True
-    seed: int = 0
-    keep_checkpoints: int = 3      # newest epoch checkpoints kept; 0 keeps all
-    threads: int = 0               # torch threads per process; 0 = all cores / processes
-    pairs: PairConfig = field(default_factory=PairConfig)
+    seed: int = param(0, ge=0)
+    keep_checkpoints: int = param(3, ge=0)      # newest epoch checkpoints kept; 0 keeps all
+    threads: int = param(0, ge=0)               # torch threads per process; 0 = all cores / processes
+    pairs: PairConfig = param(factory=PairConfig)
 
 
 def resolve_precision(precision: str, device: torch.device) -> str:

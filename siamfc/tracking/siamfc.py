@@ -1,7 +1,6 @@
 """The SiamFC tracker as a got10k ``Tracker``."""
 from __future__ import annotations
 
-import os
 import time
 from typing import Any
 
@@ -10,14 +9,13 @@ import numpy as np
 import torch
 from got10k.trackers import Tracker
 
-from ..boxes import from_center, is_valid_box, to_center
+from ..geometry import context_size, crop_region, fill_color, from_center, is_valid_box, to_center
 from ..config import TrackerConfig
 from ..data.sequences import read_frame
 from ..errors import InputError
-from ..models.checkpoint import load_checkpoint
 from ..models.net import SiamNet
 from .backends import default_device, make_runner
-from .ops import Correlator, crop_region, fill_color
+from .ops import Correlator
 
 
 class SiamFCTracker(Tracker):
@@ -55,29 +53,13 @@ class SiamFCTracker(Tracker):
         self._mix = np.empty((up, up), np.float64)
         self._window = cfg.window_influence * self.hann_window
 
-    @classmethod
-    def from_checkpoint(cls, path: str, cfg: TrackerConfig | None = None, name: str | None = None,
-                        device: torch.device | None = None, backend: str = "fp32") -> "SiamFCTracker":
-        """Build a tracker from a checkpoint file alone; its widths come from the tensors."""
-        cfg = cfg or TrackerConfig()
-        name = name or os.path.splitext(os.path.basename(path))[0]
-        if path.endswith(".onnx"):
-            from ..deploy.onnx import OnnxRunner
-            if backend not in ("onnxruntime", "auto"):
-                raise InputError(f"{path}: an ONNX backbone runs with --backend onnxruntime, not '{backend}'")
-            return cls(None, cfg, name=name, device=torch.device("cpu"), backend="onnxruntime",
-                       runner=OnnxRunner(path))
-        loaded = load_checkpoint(path, cfg.out_scale)
-        return cls(loaded.net, cfg, name=name, device=device, backend=backend)
-
     def init(self, image: Any, box: np.ndarray) -> None:
         img = np.asarray(image)
         if not is_valid_box(box):
             raise InputError(f"initial box {np.asarray(box).tolist()} is not a finite box with positive size")
         cfg = self.cfg
         self.center, self.target_sz = to_center(box)
-        context = cfg.context * self.target_sz.sum()
-        self.z_sz = float(np.sqrt(np.prod(self.target_sz + context)))
+        self.z_sz = context_size(self.target_sz, cfg.context)
         self.x_sz = self.z_sz * cfg.instance_sz / cfg.exemplar_sz
         self.fill = fill_color(img)
         z = crop_region(img, self.center, self.z_sz, cfg.exemplar_sz, self.fill)

@@ -11,20 +11,24 @@ from __future__ import annotations
 
 import os
 import platform
+import statistics
+import time
 from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
 import torch
 
-from .evaluation import TrackerSpec, evaluate
-from .io import write_json, write_text
-from .models.backbone import widths_from_rates
-from .models.checkpoint import build_net, load_checkpoint, save_checkpoint
-from .models.stats import count_params, gflops, state_dict_mb
-from .system import cpu_name, median_seconds
-from .tracking.backends import BACKENDS, auto_backend, make_runner, record_accuracy, time_runner
-from .tracking.opencv import available as opencv_available
+from ..data.sequences import Sequence, read_frame
+from ..files import write_json, write_text
+from ..models.backbone import widths_from_rates
+from ..models.checkpoint import build_net, load_checkpoint, save_checkpoint
+from ..models.stats import count_params, gflops, state_dict_mb
+from ..system import cpu_name, isa_summary, median_seconds
+from ..tracking.backends import BACKENDS, auto_backend, make_runner, record_accuracy, time_runner
+from ..tracking.factory import TrackerSpec, build_tracker
+from ..tracking.opencv import available as opencv_available
+from . import evaluate
 
 
 @dataclass
@@ -39,6 +43,24 @@ class Row:
     fps: float
     auc: float
     precision: float
+
+
+def tracker_fps(spec: TrackerSpec, sequences: list[Sequence], max_frames: int) -> float:
+    """End-to-end ``update`` rate (frames/s, median) over the first ``max_frames``
+    frames of ``sequences``, after one warm-up sequence."""
+    tracker = build_tracker(spec)
+    times: list[float] = []
+    for n, seq in enumerate([sequences[0]] + list(sequences)):
+        frames = [read_frame(p) for p in seq.frames]
+        tracker.init(frames[0], seq.boxes[0])
+        for f in frames[1:]:
+            start = time.perf_counter()
+            tracker.update(f)
+            if n > 0:
+                times.append(time.perf_counter() - start)
+        if len(times) >= max_frames:
+            break
+    return 1.0 / statistics.median(times)
 
 
 def gemm_peak(precision: str, repeats: int = 7) -> float:
@@ -97,7 +119,7 @@ def synthetic_frames(out: str) -> str:
     """OTB-layout clips at 640x360 and 1280x720 when no real footage is given."""
     import cv2
 
-    from .data.synthetic import render_sequence
+    from ..data.synthetic import render_sequence
 
     root = os.path.join(out, "frames")
     for i, (w, h) in enumerate(((640, 360), (1280, 720))):
@@ -119,6 +141,8 @@ def run(out: str, threads: int = 2, backends: tuple[str, ...] = BACKENDS[:-1],
     Each model's per-backend AUC is also recorded for its weights, so that the
     tracker's ``auto`` backend may pick a reduced-precision backend that kept accuracy.
     """
+    if full:
+        load_checkpoint(full)   # a bad file fails now, before anything is written
     torch.set_num_threads(threads)
     real = os.path.join(shared, "data", "real") if shared else ""
     root = real if os.path.isdir(real) else synthetic_frames(out)
@@ -129,10 +153,8 @@ def run(out: str, threads: int = 2, backends: tuple[str, ...] = BACKENDS[:-1],
         g = gflops(backbone)
         aucs: dict[str, float] = {}
         for backend in backends:
-            torch.set_num_threads(threads)   # the ONNX Runtime runner lowers PyTorch's count
             latency = backbone_latency(backbone, backend)
-            torch.set_num_threads(threads)
-            s = evaluate(TrackerSpec(ckpt, f"{name}-{backend}", backend), "folder", root,
+            s = evaluate(TrackerSpec("siamfc", ckpt, backend, name=f"{name}-{backend}"), "folder", root,
                          os.path.join(out, "runs"), workers=1, threads=threads, only=sequences,
                          summary_file=f"summary_{name}-{backend}.json")
             aucs[backend] = s["mean_auc"]
@@ -143,18 +165,17 @@ def run(out: str, threads: int = 2, backends: tuple[str, ...] = BACKENDS[:-1],
                   f"AUC {s['mean_auc']:.4f}  precision {s['mean_precision']:.4f}")
         if "fp32" in aucs:
             record_accuracy(backbone, aucs)
-            torch.set_num_threads(threads)
             choice = auto_backend(backbone, torch.device("cpu"))
             picked = next(r for r in rows if r.tracker == name and r.backend == choice)
             rows.append(Row(**{**asdict(picked), "backend": f"auto -> {choice}"}))
             print(f"{name:12s} auto picks {choice}")
     for cv_name in opencv_available():
-        s = evaluate(TrackerSpec(f"opencv:{cv_name}"), "folder", root, os.path.join(out, "runs"), workers=1,
+        s = evaluate(TrackerSpec("opencv", cv_name), "folder", root, os.path.join(out, "runs"), workers=1,
                      threads=threads, only=sequences, summary_file=f"summary_opencv-{cv_name}.json")
         rows.append(Row(f"OpenCV {cv_name}", "opencv", None, None, None, None, None, round(s["fps"], 1),
                         round(s["mean_auc"], 4), round(s["mean_precision"], 4)))
         print(f"OpenCV {cv_name:5s} fps {s['fps']:7.1f}  AUC {s['mean_auc']:.4f}")
-    result = {"cpu": cpu_name(), "machine": platform.machine(), "threads": threads, "torch": torch.__version__,
+    result = {"cpu": cpu_name(), "isa": isa_summary(), "machine": platform.machine(), "threads": threads, "torch": torch.__version__,
               "frames": os.path.abspath(root), "gemm_peak_gflops": {k: round(v, 1) for k, v in peaks.items()},
               "rows": [asdict(r) for r in rows]}
     write_json(os.path.join(out, "benchmark.json"), result)
@@ -164,7 +185,7 @@ def run(out: str, threads: int = 2, backends: tuple[str, ...] = BACKENDS[:-1],
 
 def markdown(result: dict[str, Any]) -> str:
     peaks = result["gemm_peak_gflops"]
-    lines = [f"{result['cpu']}, {result['threads']} threads, PyTorch {result['torch']}. "
+    lines = [f"{result['cpu']} ({result['isa']}), {result['threads']} threads, PyTorch {result['torch']}. "
              f"Measured GEMM peak: {peaks['fp32']:.0f} GFLOP/s fp32, {peaks['bf16']:.0f} GFLOP/s bf16, "
              f"{peaks['int8']:.0f} GOP/s int8.", "",
              "| tracker | backend | params | MB | GFLOPs | backbone 3x255 (ms) | backbone GFLOP/s "
@@ -184,7 +205,7 @@ def markdown(result: dict[str, Any]) -> str:
 
 def training_throughput(precision: str, channels_last: bool, batch: int = 8, steps: int = 8) -> float:
     """Pairs per second of SiamFC training steps (127 exemplar, 239 search, forward + backward + SGD)."""
-    from .training.losses import balanced_loss, logistic_labels
+    from ..training.losses import balanced_loss, logistic_labels
 
     torch.manual_seed(0)
     fmt = torch.channels_last if channels_last else torch.contiguous_format

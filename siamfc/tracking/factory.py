@@ -1,0 +1,168 @@
+"""The one place where trackers are built: a registry from a spec to a got10k ``Tracker``.
+
+Evaluation, the speed benchmark, compression's selection, the pipeline, the demo,
+the VOT server and the tools all describe the tracker they want as a
+:class:`TrackerSpec` and call :func:`build_tracker`. A new kind of tracker is one
+:func:`register_tracker` entry here. Specs are plain data, so they cross process
+boundaries (parallel evaluation workers build their own tracker from one).
+
+On the command line a tracker is one string, read by :meth:`TrackerSpec.parse`:
+a registered kind's name (``identity``, ``random``), ``KIND:ARG``
+(``opencv:MIL``), or a file whose suffix a kind claims (``.onnx``); anything
+else is a SiamFC checkpoint.
+"""
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict, dataclass, field
+from typing import Any, Callable
+
+from ..config import TrackerConfig, from_dict
+from ..errors import InputError
+from ..registry import Registry
+
+
+@dataclass(frozen=True)
+class TrackerSpec:
+    """What tracker to build: its ``kind``, the file or argument it needs, the
+    backbone ``backend``, tracking hyper-parameters (``options``) and a display name."""
+
+    kind: str
+    checkpoint: str | None = None
+    backend: str = "fp32"
+    options: dict[str, Any] = field(default_factory=dict)
+    name: str | None = None
+    seed: int = 0
+
+    @classmethod
+    def parse(cls, text: str, **kwargs: Any) -> "TrackerSpec":
+        """The spec a command-line string names (see the module docstring)."""
+        if text in TRACKERS:
+            return cls(text, None, **kwargs)
+        kind, sep, arg = text.partition(":")
+        if sep and kind in TRACKERS and TRACKERS.get(kind).takes_argument:
+            return cls(kind, arg, **kwargs)
+        for name in TRACKERS:
+            if text.endswith(TRACKERS.get(name).suffixes):
+                return cls(name, text, **kwargs)
+        return cls("siamfc", text, **kwargs)
+
+    @property
+    def tracker_name(self) -> str:
+        return self.name or TRACKERS.get(self.kind).default_name(self)
+
+    def key(self) -> str:
+        """A stable text key (workers rebuild their tracker only when it changes)."""
+        return json.dumps(asdict(self), sort_keys=True)
+
+    def tracker_config(self) -> TrackerConfig:
+        return from_dict(TrackerConfig, self.options, f"{self.tracker_name} options")
+
+
+@dataclass(frozen=True)
+class TrackerKind:
+    """A registry entry: how to build the tracker, name it and check its spec early."""
+
+    build: Callable[[TrackerSpec], Any]
+    default_name: Callable[[TrackerSpec], str]
+    check: Callable[[TrackerSpec], None] = lambda spec: None
+    suffixes: tuple[str, ...] = ()
+    takes_argument: bool = False
+
+
+TRACKERS: Registry[TrackerKind] = Registry("tracker kind")
+
+
+def register_tracker(name: str, build: Callable[[TrackerSpec], Any], default_name: Callable[[TrackerSpec], str],
+                     **kwargs: Any) -> None:
+    TRACKERS.add(name, TrackerKind(build, default_name, **kwargs))
+
+
+def build_tracker(spec: TrackerSpec) -> Any:
+    """A got10k ``Tracker`` for ``spec``."""
+    return TRACKERS.get(spec.kind).build(spec)
+
+
+def check_tracker(spec: TrackerSpec) -> None:
+    """Fail with a one-line :class:`InputError` now, before any work, if ``spec``
+    cannot be built (a missing or corrupt file, a wrong architecture, a bad option)."""
+    TRACKERS.get(spec.kind).check(spec)
+    spec.tracker_config()
+
+
+def _stem(spec: TrackerSpec) -> str:
+    return os.path.splitext(os.path.basename(spec.checkpoint or spec.kind))[0]
+
+
+# ---------------------------------------------------------------- the kinds
+
+def _siamfc(spec: TrackerSpec) -> Any:
+    from ..models.checkpoint import load_checkpoint
+    from .siamfc import SiamFCTracker
+
+    cfg = spec.tracker_config()
+    net = load_checkpoint(spec.checkpoint, cfg.out_scale).net
+    return SiamFCTracker(net, cfg, name=spec.tracker_name, backend=spec.backend)
+
+
+def _check_checkpoint(spec: TrackerSpec) -> None:
+    from ..models.checkpoint import load_checkpoint
+
+    if not spec.checkpoint:
+        raise InputError(f"tracker kind '{spec.kind}' needs a checkpoint file")
+    load_checkpoint(spec.checkpoint)
+
+
+def _onnx(spec: TrackerSpec) -> Any:
+    import torch
+
+    from .onnx_runtime import OnnxRunner
+    from .siamfc import SiamFCTracker
+
+    _check_onnx(spec)
+    return SiamFCTracker(None, spec.tracker_config(), name=spec.tracker_name, device=torch.device("cpu"),
+                         backend="onnxruntime", runner=OnnxRunner(spec.checkpoint))
+
+
+def _check_onnx(spec: TrackerSpec) -> None:
+    from .onnx_runtime import session
+
+    if spec.backend not in ("onnxruntime", "auto"):
+        raise InputError(f"{spec.checkpoint}: an ONNX backbone runs with --backend onnxruntime, "
+                         f"not '{spec.backend}'")
+    session(spec.checkpoint)
+
+
+def _random(spec: TrackerSpec) -> Any:
+    from ..models.checkpoint import random_net
+    from .siamfc import SiamFCTracker
+
+    cfg = spec.tracker_config()
+    return SiamFCTracker(random_net(spec.seed).eval(), cfg, name=spec.tracker_name, backend=spec.backend)
+
+
+def _identity(spec: TrackerSpec) -> Any:
+    from got10k.trackers import IdentityTracker
+
+    return IdentityTracker()
+
+
+def _opencv(spec: TrackerSpec) -> Any:
+    from .opencv import OpenCVTracker
+
+    return OpenCVTracker(spec.checkpoint or "")
+
+
+def _check_opencv(spec: TrackerSpec) -> None:
+    from .opencv import check_available
+
+    check_available(spec.checkpoint or "")
+
+
+register_tracker("siamfc", _siamfc, _stem, check=_check_checkpoint)
+register_tracker("onnx", _onnx, _stem, check=_check_onnx, suffixes=(".onnx",))
+register_tracker("random", _random, lambda spec: "RandomSiamFC" + (f"-seed{spec.seed}" if spec.seed else ""))
+register_tracker("identity", _identity, lambda spec: "IdentityTracker")
+register_tracker("opencv", _opencv, lambda spec: f"OpenCV-{spec.checkpoint}", check=_check_opencv,
+                 takes_argument=True)
