@@ -26,21 +26,24 @@ def render_report(out: str) -> str:
         shutil.copyfile(os.path.join(out, src), os.path.join(out, name))
     overlay = r["overlay"]
     bench = load_benchmark(overlay["benchmark"], overlay["root"], overlay["sequences"])
-    boxes = {s.name: np.loadtxt(os.path.join(overlay["results"], s.name, f"{s.name}_001.txt"), delimiter=",")
-             for s in bench.sequences}
-    overlay_gif(os.path.join(out, "overlay.gif"), bench.sequences, boxes)
+    result_file = {"got10k": lambda n: os.path.join(overlay["results"], n, f"{n}_001.txt"),
+                   "otb": lambda n: os.path.join(overlay["results"], f"{n}.txt")}[overlay["layout"]]
+    boxes = {s.name: np.loadtxt(result_file(s.name), delimiter=",") for s in bench.sequences}
+    overlay_gif(os.path.join(out, "overlay.gif"), bench.sequences, boxes, max_frames=overlay.get("frames"))
     path = os.path.join(out, "REPORT.md")
-    write_text(path, render_markdown(r))
-    print(summary_text(r))
+    markdown, summary = RENDERERS[r.get("job", "quickstart")]
+    write_text(path, markdown(r))
+    print(summary(r))
     return path
 
 
-def overlay_gif(path: str, sequences: list, boxes: dict[str, np.ndarray], width: int = 320) -> None:
+def overlay_gif(path: str, sequences: list, boxes: dict[str, np.ndarray], width: int = 320,
+                max_frames: int | None = None) -> None:
     """Animated GIF: ground truth (green) and the tracker (red) on each frame."""
     images = []
     for seq in sequences:
         pred = boxes[seq.name]
-        for i, frame_path in enumerate(seq.frames):
+        for i, frame_path in enumerate(seq.frames[:max_frames]):
             img = read_frame(frame_path)
             draw_box(img, seq.boxes[i], (0, 220, 0), 2)
             draw_box(img, pred[i], (255, 40, 40), 2)
@@ -104,3 +107,76 @@ def render_markdown(r: dict[str, Any]) -> str:
           "|" + "---|" * len(r["stage_seconds"]),
           "| " + " | ".join(f"{v:.0f}" for v in r["stage_seconds"].values()) + " |", ""]
     return "\n".join(L)
+
+
+# ---------------------------------------------------------------- the real-footage job
+
+def real_summary_text(r: dict[str, Any]) -> str:
+    m = r["models"]
+    return (f"halve FDSiamfc_30: AUC {m['halve']['mean_auc']:.3f} (label-free {m['label_free']['mean_auc']:.3f}) "
+            f"vs the authors' FDSiamfc_15 {m['ref_FDSiamfc_15']['mean_auc']:.3f}; full SiamFC_VID at 0.3: "
+            f"{m['full']['mean_auc']:.3f} vs its teacher {m['full_teacher']['mean_auc']:.3f} and the authors' "
+            f"FDSiamfc_30 {m['ref_FDSiamfc_30']['mean_auc']:.3f}; job {r['elapsed_s'] / 60:.1f} min")
+
+
+def real_gates(r: dict[str, Any]) -> list[tuple[str, str, str, bool]]:
+    """(gate, target, measured, met) for the real job's acceptance figures."""
+    m = r["models"]
+    auc = {k: m[k]["mean_auc"] for k in m}
+    return [
+        ("halved widths / params", "14/38/56/56/38, 55,102",
+         f"{'/'.join(map(str, m['halve']['widths']))}, {m['halve']['params']:,}",
+         m["halve"]["widths"] == [14, 38, 56, 56, 38] and m["halve"]["params"] == 55102),
+        ("halved (boxes) mean AUC", ">= 0.526", f"{auc['halve']:.3f}", auc["halve"] >= 0.526),
+        ("halved label-free mean AUC", ">= 0.516", f"{auc['label_free']:.3f}", auc["label_free"] >= 0.516),
+        ("full at 0.3 params", "213,282", f"{m['full']['params']:,}", m["full"]["params"] == 213282),
+        ("full at 0.3 mean AUC", ">= 0.537", f"{auc['full']:.3f}", auc["full"] >= 0.537),
+        ("job wall time", "<= 60 min", f"{r['elapsed_s'] / 60:.1f} min", r["elapsed_s"] <= 3600),
+    ]
+
+
+def real_markdown(r: dict[str, Any]) -> str:
+    m = r["models"]
+    rows = [("halve", "ours: FDSiamfc_30 halved (boxes)"), ("label_free", "ours: FDSiamfc_30 halved (no box read)"),
+            ("ref_FDSiamfc_15", "authors' FDSiamfc_15 (GOT-10k, GPUs)"), ("ref_FDSiamfc_30", "authors' FDSiamfc_30 "
+                                                                               "(teacher of the halvings)"),
+            ("full", "ours: SiamFC_VID at 0.3 (boxes)"), ("full_teacher", "SiamFC_VID (teacher of the 0.3)")]
+    L = [f"# {r['title']}", "",
+         f"Run on {r['date']}, {r['cpu']} ({r['isa']}), {r['threads']} torch threads, PyTorch {r['torch']}. "
+         f"Job wall time {r['elapsed_s'] / 60:.1f} min.", "",
+         f"**{real_summary_text(r)}**", "",
+         "Trained on the real training footage; checkpoints selected on the held-out source videos "
+         f"({', '.join(r['split']['select'])}); scored here on the test footage, which no earlier stage reads.", "",
+         "## Accuracy on the test footage, size and speed", "",
+         "| network | widths | params | GFLOPs (255x255) | CPU fps (fp32) | mean AUC | precision@20 | SR0.5 |",
+         "|---|---|---|---|---|---|---|---|"]
+    for key, label in rows:
+        v = m[key]
+        L.append(f"| {label} | {'/'.join(map(str, v['widths']))} | {v['params']:,} | {v['gflops']:.3f} | "
+                 f"{v['fps']:.1f} | {v['mean_auc']:.3f} | {v['mean_precision']:.3f} | {v['mean_success_rate']:.3f} |")
+    L += ["", "## The issue's gates", "", "| gate | target | measured | |", "|---|---|---|---|"]
+    L += [f"| {g} | {t} | {v} | {'met' if ok else '**missed**'} |" for g, t, v, ok in real_gates(r)]
+    L += ["", " ".join(f"![{p}]({p})" for p in r["plots"]), "", "## AUC per test sequence", ""]
+    keys = [k for k, _ in rows]
+    L += ["| sequence | " + " | ".join(m[k]["name"] for k in keys) + " |", "|---" * (len(keys) + 1) + "|"]
+    for seq in r["per_sequence"][keys[0]]:
+        L.append(f"| {seq} | " + " | ".join(f"{r['per_sequence'][k][seq]:.3f}" for k in keys) + " |")
+    L += ["", "## Tracking overlay", "", "Ground truth in green, the halved network (boxes) in red.", "",
+          "![overlay](overlay.gif)", "", "## Label-free data", "",
+          f"The teacher picked and tracked its own targets: {r['pseudo']['train']['clips']} training clips "
+          f"({r['pseudo']['train']['frames']} frames, {r['pseudo']['valid_frames']} valid crops) and "
+          f"{r['pseudo']['select']['clips']} selection clips; no ground-truth file was read.", ""]
+    for name in ("halve", "label_free", "full"):
+        L += [f"## Compression log: {name} (fold error {r['fold_error'][name]:.1e})", "",
+              "| phase | chosen epoch | AUC | precision | SR | time (s) |", "|---|---|---|---|---|---|"]
+        L += [f"| {p['name']} | {p['selected_epoch']} | {p['auc']:.3f} | {p['precision']:.3f} | "
+              f"{p['success_rate']:.3f} | {p['seconds']:.0f} |" for p in r["phases"][name]]
+        L.append("")
+    L += ["## Stage times (s)", "", "| " + " | ".join(r["stage_seconds"]) + " |",
+          "|" + "---|" * len(r["stage_seconds"]),
+          "| " + " | ".join(f"{v:.0f}" for v in r["stage_seconds"].values()) + " |", ""]
+    return "\n".join(L)
+
+
+RENDERERS = {"quickstart": (render_markdown, summary_text), "real": (real_markdown, real_summary_text)}
+

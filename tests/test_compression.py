@@ -74,18 +74,47 @@ def test_step_phases_train_only_their_parameters(setup, tmp_path):
     cfg = tiny_cfg(setup["data"], transition="fresh")
     cfg.last_step = 1
     out = tmp_path / "fresh"
-    Compressor(cfg, str(setup["teacher"]), str(setup["crops"]), str(out)).run()
+    compressor = Compressor(cfg, str(setup["teacher"]), str(setup["crops"]), str(out))
+    compressor.run()
     state = json.loads((out / "state.json").read_text())
     assert all(n.startswith(("squeeze1.", "combine1.")) for n in state["phases"][0]["trainable"])
     step1 = load_checkpoint(out / state["phases"][0]["selected"]).net.state_dict()
-    teacher = load_checkpoint(setup["teacher"]).net.state_dict()
+    teacher = compressor.teacher_net().state_dict()   # the teacher as compression starts from it
     for k in ("backbone.conv1.0.weight", "backbone.conv3.0.weight", "backbone.conv2.1.weight"):
         torch.testing.assert_close(step1[k], teacher[k])   # frozen during the step
     fine = load_checkpoint(out / state["phases"][1]["selected"]).net.state_dict()
     assert not torch.equal(fine["backbone.conv3.0.weight"], teacher["backbone.conv3.0.weight"])
 
 
-def test_rejects_a_slim_teacher(setup, tmp_path):
-    save_checkpoint(tmp_path / "slim.pth", build_net((28, 76, 114, 114, 76)))
-    with pytest.raises(InputError, match="full-width"):
-        Compressor(tiny_cfg(setup["data"]), str(tmp_path / "slim.pth"), str(setup["crops"]), str(tmp_path / "x"))
+def test_a_slim_teacher_halves_and_folds_exactly(setup, tmp_path):
+    """FD of an already compressed network: the release FD-0.3 widths halved give FD-0.15's."""
+    from siamfc.compression.transform import transform
+    from siamfc.models.stats import count_params
+
+    torch.manual_seed(3)
+    save_checkpoint(tmp_path / "slim30.pth", build_net((28, 76, 114, 114, 76)))
+    cfg = tiny_cfg(setup["data"])
+    cfg.rates, cfg.last_step = [0.5], 0
+    cfg.step.epochs = cfg.finetune.epochs = 1
+    cfg.candidates = 1
+    final = Compressor(cfg, str(tmp_path / "slim30.pth"), str(setup["crops"]), str(tmp_path / "run")).run()
+    state = json.loads((tmp_path / "run" / "state.json").read_text())
+    assert len(state["phases"]) == 18 and state["phases"][-1]["name"] == "finetune9"
+    result = transform(final, str(tmp_path / "slim15.pth"))
+    assert result["check"].worst < 1e-4
+    slim = load_checkpoint(tmp_path / "slim15.pth").net.backbone
+    assert slim.widths == (14, 38, 56, 56, 38) and count_params(slim) == 55_102
+
+
+def test_rejects_an_fd_network_as_teacher_and_rates_that_do_not_fit(setup, tmp_path):
+    from siamfc.models.backbone import alexnet_layers
+    from siamfc.models.fd import FDPlan
+
+    save_checkpoint(tmp_path / "fd.pth", build_net(plan=FDPlan(alexnet_layers(), (0.5,), 3)))
+    with pytest.raises(InputError, match="not an FD network in mid-compression"):
+        Compressor(tiny_cfg(setup["data"]), str(tmp_path / "fd.pth"), str(setup["crops"]), str(tmp_path / "x"))
+    cfg = tiny_cfg(setup["data"])
+    cfg.rates = [0.5, 0.5, 0.5]
+    with pytest.raises(InputError, match=r"rates \[0.5, 0.5, 0.5\] do not fit its 5-layer chain"):
+        Compressor(cfg, str(setup["teacher"]), str(setup["crops"]), str(tmp_path / "y"))
+    assert not (tmp_path / "x").exists() and not (tmp_path / "y").exists()

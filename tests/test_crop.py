@@ -63,3 +63,56 @@ def test_box_centre_round_trip():
     center, size = to_center(box)
     np.testing.assert_allclose(center, [20.0 - 1 + 8.0, 10.5 - 1 + 15.0])
     np.testing.assert_allclose(from_center(center, size), box)
+
+
+# ---------------------------------------------------------------- OTB-layout training footage
+
+from conftest import moving_patch_clip, write_otb_sequence  # noqa: E402
+from siamfc.data.crop import crop_dataset  # noqa: E402
+from siamfc.data.sequences import OTBFolder  # noqa: E402
+from siamfc.errors import InputError  # noqa: E402
+
+
+def otb_training_root(tmp_path, n=3):
+    for i in range(n):
+        frames, boxes = moving_patch_clip(seed=i, n=8)
+        if i == 1:
+            boxes[4] = np.nan   # an absent target later in the clip is allowed
+        write_otb_sequence(tmp_path / "footage", f"clip{i}", frames, boxes)
+    return tmp_path / "footage"
+
+
+def test_otb_layout_training_reader(tmp_path):
+    root = otb_training_root(tmp_path)
+    ds = OTBFolder(str(root))
+    assert ds.seq_names == ["clip0", "clip1", "clip2"] and len(ds) == 3
+    frames, boxes = ds[1]
+    assert len(frames) == 8 and boxes.shape == (8, 4) and np.isnan(boxes[4]).all()
+    index = crop_dataset("otb", str(root), str(tmp_path / "crops"))
+    valid = {s["name"]: s["valid"] for s in index["sequences"]}
+    assert valid["clip1"][4] == "0" and valid["clip0"].count("1") == 8
+
+
+@pytest.mark.parametrize("defect,needle", [
+    ("missing frame", "0003.jpg: frame is missing"),
+    ("NaN first box", "groundtruth_rect.txt:1: NaN"),
+    ("length mismatch", "9 boxes but 8 frames"),
+])
+def test_otb_layout_training_reader_rejects_bad_sequences(tmp_path, defect, needle):
+    root = otb_training_root(tmp_path)
+    seq = root / "clip2"
+    gt = seq / "groundtruth_rect.txt"
+    if defect == "missing frame":
+        (seq / "img" / "0003.jpg").unlink()
+    elif defect == "NaN first box":
+        lines = gt.read_text().splitlines()
+        gt.write_text("\n".join(["nan,nan,nan,nan"] + lines[1:]) + "\n")
+    else:
+        gt.write_text(gt.read_text() + "1,1,5,5\n")
+    ds = OTBFolder(str(root))
+    with pytest.raises(InputError) as err:
+        ds[2]
+    assert needle in str(err.value) and "\n" not in str(err.value)
+    ds[0]   # the others still read
+    index = crop_dataset("otb", str(root), str(tmp_path / "crops"))   # and the crop job skips it, naming why
+    assert [s["name"] for s in index["sequences"]] == ["clip0", "clip1"]

@@ -20,7 +20,7 @@ LAYERS = [
     {"deploy"},
     {"compression", "evaluation"},
     {"report"},
-    {"pipeline"},
+    {"jobs"},
 ]
 
 
@@ -108,7 +108,7 @@ def test_the_checker_sees_an_upward_import(tmp_path):
     """The AST walk must resolve relative imports, or the tests above prove nothing."""
     deps = imports_of(PACKAGE / "evaluation" / "runner.py")
     assert "siamfc.tracking.factory" in deps and "siamfc.files" in deps
-    assert layer("siamfc.pipeline") > layer("siamfc.report") > layer("siamfc.evaluation.runner")
+    assert layer("siamfc.jobs.quickstart") > layer("siamfc.report") > layer("siamfc.evaluation.runner")
 
 
 def test_trackers_are_built_only_in_tracking():

@@ -64,7 +64,7 @@ def test_tiny_pipeline_writes_the_full_report_and_a_rerun_recomputes_nothing(tmp
 
 
 def test_pipeline_killed_during_compression_resumes_there(tmp_path, monkeypatch):
-    from siamfc.pipeline import Pipeline, load_config
+    from siamfc.jobs.quickstart import Pipeline, load_config
     from siamfc.training.trainer import Trainer
 
     cfg_path = tmp_path / "tiny.yaml"

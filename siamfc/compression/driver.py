@@ -1,4 +1,5 @@
-"""The compression driver: FD steps 1-9, each followed by a fine-tune, with selection.
+"""The compression driver: the FD steps of any plain chain, each followed by a fine-tune,
+with selection (a 5-layer AlexNet has 9 steps, so 18 phases).
 
 A phase is one step or one fine-tune. It starts from the previous phase's
 selected checkpoint, trains for its epochs (the step's parameters only, or all of
@@ -12,7 +13,7 @@ from __future__ import annotations
 
 import os
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from typing import Any
 
 import torch
@@ -22,15 +23,16 @@ from ..errors import InputError
 from ..evaluation.benchmarks import BENCHMARK_NAMES
 from ..evaluation import evaluate
 from ..files import copy_file, read_json, write_json, write_text
+from ..models.batchnorm import identity_bns, reexpress_identity_bns
 from ..models.checkpoint import load_checkpoint
-from ..models.fd import LAST_STEP, SQUEEZE_GROUPINGS, FDAlexNet, FDPlan
-from ..tracking.backends import BACKENDS
+from ..models.fd import SQUEEZE_GROUPINGS, FDChain, FDPlan
 from ..models.net import SiamNet
+from ..tracking.backends import BACKENDS
 from ..tracking.factory import TrackerSpec
-from ..training.trainer import TrainConfig, Trainer, epoch_path
-from .transitions import TRANSITIONS, carry_over, init_hourglass, init_narrowed
-
-DISTILL_MODES = ("none", "response")
+from ..training.distill import DistillTrainer, LossWeights
+from ..training.trainer import TrainConfig, epoch_path
+from .transitions import (TRANSITIONS, carry_over, init_hourglass, init_narrowed, output_projection,
+                          refine_narrowed)
 
 
 @dataclass
@@ -42,53 +44,33 @@ class SelectConfig(Config):
     workers: int = param(2, ge=1)
     backend: str = param("fp32", choices=BACKENDS)
     sequences: int = param(0, ge=0)                 # use only the first N sequences (0 = all)
+    names: list[str] = param(factory=list)          # or only these sequences
+    segment: int = param(0, ge=0)                   # track in pieces of this many frames (0: whole sequences)
 
 
 @dataclass
 class CompressConfig(Config):
-    rates: list[float] = param(factory=lambda: [0.3] * 5, gt=0, le=1, length=5)
+    rates: list[float] = param(factory=lambda: [0.3], gt=0, le=1)   # relative to the teacher: one, or one a layer
     grouping: str = param("conv", choices=SQUEEZE_GROUPINGS)     # squeeze/combine groups: conv (paper) | aligned
     transition: str = param("inherit", choices=TRANSITIONS)      # even-step initialisation: fresh (paper) | inherit
-    distill: str = param("none", choices=DISTILL_MODES)
-    distill_weight: float = param(1.0, ge=0)
+    loss: LossWeights = param(factory=LossWeights)               # tracking loss and the teacher's supervision
     candidates: int = param(2, ge=1)                # newest epochs of a phase that compete for selection
     sample_images: int = param(32, ge=1)            # crops used by the inherit initialisation
+    refine_iters: int = param(0, ge=0)              # inherit: local refinement of each even step (0: off)
+    refine_lr: float = param(1e-4, gt=0)
     step: TrainConfig = param(factory=lambda: TrainConfig(epochs=50, initial_lr=1e-2, ultimate_lr=1e-4))
     finetune: TrainConfig = param(factory=lambda: TrainConfig(epochs=10, initial_lr=1e-3, ultimate_lr=1e-5))
     select: SelectConfig = param(factory=SelectConfig)
     seed: int = param(0, ge=0)
-    last_step: int = param(LAST_STEP, ge=1, le=LAST_STEP)   # stop early (the transform needs the last step)
+    last_step: int = param(0, ge=0)                 # stop after this step (0: all; the transform needs all)
 
 
-def phases(last_step: int = LAST_STEP) -> list[tuple[str, int, bool]]:
-    """(name, step, fine_tune) for the phases in order: 18 for a full compression."""
+def phases(last_step: int) -> list[tuple[str, int, bool]]:
+    """(name, step, fine_tune) for the phases in order: 2 per step."""
     out = []
     for step in range(1, last_step + 1):
         out += [(f"step{step}", step, False), (f"finetune{step}", step, True)]
     return out
-
-
-class DistillTrainer(Trainer):
-    """Adds a response-distillation term: the student's score map is pulled toward
-    the frozen teacher's (mean squared error relative to the teacher's energy)."""
-
-    def __init__(self, *args: Any, teacher: SiamNet | None = None, weight: float = 1.0, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.teacher = teacher.to(self.device, memory_format=self.memory_format).eval() if teacher else None
-        self.weight = weight
-        if self.teacher is not None:
-            for p in self.teacher.parameters():
-                p.requires_grad_(False)
-
-    def loss(self, z: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-        responses = self.model(z, x)
-        from ..training.losses import balanced_loss
-        loss = balanced_loss(responses, self.labels(responses))
-        if self.teacher is not None:
-            with torch.no_grad():
-                target = self.teacher(z, x).float()
-            loss = loss + self.weight * ((responses.float() - target) ** 2).mean() / target.pow(2).mean().clamp_min(1e-8)
-        return loss
 
 
 def selection_score(summary: dict[str, Any]) -> float:
@@ -96,13 +78,21 @@ def selection_score(summary: dict[str, Any]) -> float:
 
 
 class Compressor:
-    """Runs the phases of one compression into ``out_dir``."""
+    """Runs the phases of one compression of ``teacher`` (any plain chain) into ``out_dir``."""
 
     def __init__(self, cfg: CompressConfig, teacher: str, crops_dir: str, out_dir: str) -> None:
         self.cfg, self.crops_dir, self.out_dir = cfg, crops_dir, out_dir
         loaded = load_checkpoint(teacher)
-        if loaded.meta.get("fd") or tuple(loaded.net.backbone.widths) != (96, 256, 384, 384, 256):
-            raise InputError(f"{teacher}: the teacher must be a full-width SiamFC checkpoint")
+        if loaded.meta.get("fd"):
+            raise InputError(f"{teacher}: the teacher must be a plain network, not an FD network in mid-compression "
+                             f"(fold it with tools/model_transform.py first)")
+        self.base = loaded.net.backbone.layers
+        try:
+            self.final = FDPlan(self.base, tuple(cfg.rates), 0, cfg.grouping).at(0)
+        except ValueError as e:
+            raise InputError(f"{teacher}: compress.rates {cfg.rates} do not fit its "
+                             f"{len(self.base)}-layer chain {loaded.net.backbone.widths}: {e}") from None
+        self.last_step = min(cfg.last_step or self.final.last_step, self.final.last_step)
         self.teacher_state = loaded.net.state_dict()
         if not cfg.select.root:
             raise InputError("compress.select.root is empty: give the selection benchmark's root folder")
@@ -116,10 +106,10 @@ class Compressor:
         return os.path.join(self.out_dir, relative)
 
     def plan(self, step: int) -> FDPlan:
-        return FDPlan(tuple(self.cfg.rates), step, self.cfg.grouping)
+        return self.final.at(step)
 
     def net_for(self, step: int) -> SiamNet:
-        return SiamNet(FDAlexNet(self.plan(step)))
+        return SiamNet(FDChain(self.plan(step)))
 
     def sample(self) -> torch.Tensor:
         """Fixed training crops (search images) for the inherit initialisation."""
@@ -129,10 +119,21 @@ class Compressor:
         idx = torch.linspace(0, len(ds) - 1, n).long().tolist()
         return torch.stack([ds[i][1] for i in idx]).float()
 
+    def teacher_net(self) -> SiamNet:
+        """The teacher as a step-0 FD network. Where it trains BN in train mode and its BN
+        layers are the identity (BN folded into the convs), they get real statistics first."""
+        net = self.net_for(0)
+        net.load_state_dict(self.teacher_state)
+        if "train" in (self.cfg.step.bn, self.cfg.finetune.bn) and identity_bns(net.backbone):
+            changed = reexpress_identity_bns(net.backbone, self.sample())
+            print(f"teacher: {len(changed)} identity BN layers given the statistics of their inputs "
+                  f"({', '.join(changed)})")
+        return net.eval()
+
     def previous(self, index: int) -> tuple[dict[str, torch.Tensor], int]:
         """State dict and step that phase ``index`` starts from."""
         if index == 0:
-            return self.teacher_state, 0
+            return self.teacher_net().state_dict(), 0
         prev = self.state["phases"][index - 1]
         return load_checkpoint(self.path(prev["selected"])).net.state_dict(), prev["step"]
 
@@ -153,21 +154,19 @@ class Compressor:
         else:
             info["init"] = f"least-squares conv{layer + 1} on distilled conv{layer}"
             info["fit_residual"] = init_narrowed(net.backbone, old.backbone, layer, sample, seed=self.cfg.seed)
+            if self.cfg.refine_iters:
+                info["init"] += f", refined with squeeze{layer} ({self.cfg.refine_iters} iterations)"
+                info["refined_residual"] = refine_narrowed(net.backbone, old.backbone, layer, sample,
+                                                           self.cfg.refine_iters, self.cfg.refine_lr,
+                                                           seed=self.cfg.seed)
         return net, info
-
-    def teacher_net(self) -> SiamNet | None:
-        if self.cfg.distill == "none":
-            return None
-        net = self.net_for(0)
-        net.load_state_dict(self.teacher_state)
-        return net
 
     # ---------------------------------------------------------------- phases
     def run(self) -> str:
         """Run every unfinished phase; returns the final FD checkpoint path."""
         os.makedirs(self.out_dir, exist_ok=True)
         done = {p["name"] for p in self.state["phases"] if p["status"] == "done"}
-        for index, (name, step, fine_tune) in enumerate(phases(self.cfg.last_step)):
+        for index, (name, step, fine_tune) in enumerate(phases(self.last_step)):
             if name not in done:
                 self.run_phase(index, name, step, fine_tune)
         final = os.path.join(self.out_dir, "fd_model.pth")
@@ -180,12 +179,18 @@ class Compressor:
         train_cfg = TrainConfig(**{**asdict(train_cfg), "seed": self.cfg.seed * 1000 + index,
                                    "keep_checkpoints": 0, "pairs": train_cfg.pairs})
         start = time.perf_counter()
-        print(f"[{index + 1}/{2 * self.cfg.last_step}] {name}: {'all parameters' if fine_tune else 'step parameters'}, "
+        print(f"[{index + 1}/{2 * self.last_step}] {name}: {'all parameters' if fine_tune else 'step parameters'}, "
               f"{train_cfg.epochs} epochs")
         net, info = self.initial_net(index, step, fine_tune)
         trainable = net.backbone.set_trainable(fine_tune)
+        teacher = self.teacher_net() if self.cfg.loss.needs_teacher else None
+        projection = None
+        if teacher is not None and self.cfg.loss.features and net.backbone.out_channels != teacher.backbone.out_channels:
+            n = self.final.layers
+            projection = output_projection(teacher.backbone, self.sample(), net.backbone.out_channels,
+                                           self.final.squeeze_groups(n))
         trainer = DistillTrainer(net, train_cfg, self.crops_dir, phase_dir, meta={"phase": name},
-                                 teacher=self.teacher_net(), weight=self.cfg.distill_weight)
+                                 teacher=teacher, weights=self.cfg.loss, projection=projection)
         trainer.fit(resume=True)
         epochs = list(range(max(1, train_cfg.epochs - self.cfg.candidates + 1), train_cfg.epochs + 1))
         candidates = [self.score(phase_dir, name, e) for e in epochs]
@@ -194,7 +199,8 @@ class Compressor:
         copy_file(epoch_path(phase_dir, best["epoch"]), selected)
         record = {"name": name, "step": step, "fine_tune": fine_tune, "status": "done",
                   "trainable": trainable, "init": info.get("init", "carried over"),
-                  "fit_residual": info.get("fit_residual"), "epochs": train_cfg.epochs,
+                  "fit_residual": info.get("fit_residual"), "refined_residual": info.get("refined_residual"),
+                  "epochs": train_cfg.epochs,
                   "candidates": candidates, "selected": os.path.relpath(selected, self.out_dir),
                   "selected_epoch": best["epoch"],
                   "auc": best["auc"], "precision": best["precision"], "success_rate": best["success_rate"],
@@ -212,11 +218,13 @@ class Compressor:
         sel = self.cfg.select
         s = evaluate(TrackerSpec("siamfc", epoch_path(phase_dir, epoch), sel.backend, name=f"{name}_e{epoch}"),
                      sel.benchmark, sel.root, os.path.join(phase_dir, "select"), sel.workers,
-                     self.selection_sequences())
+                     self.selection_sequences(), segment=sel.segment)
         return {"epoch": epoch, "score": selection_score(s), "auc": s["mean_auc"],
                 "precision": s["mean_precision"], "success_rate": s["mean_success_rate"], "ao": s.get("ao")}
 
     def selection_sequences(self) -> list[str] | None:
+        if self.cfg.select.names:
+            return list(self.cfg.select.names)
         if not self.cfg.select.sequences:
             return None
         if not hasattr(self, "_selection"):
@@ -229,7 +237,7 @@ class Compressor:
         lines = ["# FD compression log", "",
                  f"teacher: `{self.state['teacher']}`  ",
                  f"rates: {self.cfg.rates}, grouping: {self.cfg.grouping}, transition: {self.cfg.transition}, "
-                 f"distill: {self.cfg.distill}  ",
+                 f"loss: {asdict(self.cfg.loss)}  ",
                  f"selection: {self.cfg.select.benchmark} at `{self.cfg.select.root}`, "
                  "score = 0.4 AUC + 0.4 precision + 0.2 SR", "",
                  "| phase | init | candidates (epoch: score) | chosen | AUC | precision | SR | AO | time (s) |",

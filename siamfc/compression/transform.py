@@ -1,4 +1,4 @@
-"""Transform a fully squeezed FD checkpoint into a slim plain AlexNet, and verify it."""
+"""Transform a fully squeezed FD checkpoint into a slim plain chain, and verify it."""
 from __future__ import annotations
 
 import os
@@ -6,13 +6,12 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch
+from torch import nn
 
 from ..data.samples import sample_crops
 from ..errors import InputError
 from ..files import write_json, write_text
-from ..models.backbone import AlexNet
 from ..models.checkpoint import build_net, load_checkpoint, save_checkpoint
-from ..models.fd import LAST_STEP
 from ..models.fold import fold_state_dict
 from ..models.net import SiamNet
 from ..models.stats import count_params, gflops, latency_ms, state_dict_mb
@@ -34,13 +33,14 @@ class FoldCheck:
 def fold_checkpoint(path: str) -> tuple[SiamNet, SiamNet, dict[str, Any]]:
     """Load an FD checkpoint and return (FD net, slim net, FD meta)."""
     loaded = load_checkpoint(path)
-    fd = loaded.meta.get("fd")
-    if not fd or int(fd["step"]) != LAST_STEP:
-        raise InputError(f"{path}: not a fully compressed FD checkpoint (need FD step {LAST_STEP}, "
-                         f"got {'a plain network' if not fd else 'step ' + str(fd['step'])})")
+    if not loaded.meta.get("fd"):
+        raise InputError(f"{path}: not a fully compressed FD checkpoint (it holds a plain network)")
     plan = loaded.net.backbone.plan
+    if plan.step != plan.last_step:
+        raise InputError(f"{path}: not a fully compressed FD checkpoint (need FD step {plan.last_step}, "
+                         f"got step {plan.step})")
     slim_state = fold_state_dict(loaded.net.state_dict(), plan)
-    slim = build_net(plan.slim)
+    slim = build_net(layers=plan.slim_layers)
     slim.load_state_dict(slim_state)
     return loaded.net.eval(), slim.eval(), loaded.meta
 
@@ -59,7 +59,7 @@ def check_fold(fd: SiamNet, slim: SiamNet, image_dir: str | None) -> FoldCheck:
     return FoldCheck(errors[0], errors[1], source)
 
 
-def compression_table(rows: dict[str, AlexNet]) -> tuple[str, list[dict[str, Any]]]:
+def compression_table(rows: dict[str, nn.Module]) -> tuple[str, list[dict[str, Any]]]:
     """Markdown and records for backbones named by ``rows`` (first is the reference)."""
     records = []
     for name, backbone in rows.items():
@@ -77,7 +77,7 @@ def compression_table(rows: dict[str, AlexNet]) -> tuple[str, list[dict[str, Any
 
 
 def transform(checkpoint: str, out: str, image_dir: str | None = None,
-              extra_rows: dict[str, AlexNet] | None = None) -> dict[str, Any]:
+              extra_rows: dict[str, nn.Module] | None = None) -> dict[str, Any]:
     """Fold, verify (raises above :data:`TOLERANCE`), save, and tabulate against the teacher."""
     fd, slim, meta = fold_checkpoint(checkpoint)
     check = check_fold(fd, slim, image_dir)
@@ -86,8 +86,8 @@ def transform(checkpoint: str, out: str, image_dir: str | None = None,
                          f"> {TOLERANCE:g}")
     save_checkpoint(out, slim, source=os.path.abspath(checkpoint), folded_from=meta["fd"],
                     fold_error=check.worst)
-    rows = {"SiamFC (full)": build_net().backbone,
-            f"FD slim {os.path.basename(out)}": slim.backbone}
+    teacher = build_net(layers=fd.backbone.plan.base).backbone
+    rows = {"teacher": teacher, f"FD slim {os.path.basename(out)}": slim.backbone}
     rows.update(extra_rows or {})
     table, records = compression_table(rows)
     stem = os.path.splitext(out)[0]

@@ -26,11 +26,11 @@ from ..config import Config, param
 from ..errors import InputError
 from ..files import read_json, write_json
 from ..workers import pool
-from .sequences import list_frames, read_frame
+from .sequences import OTBFolder, list_frames, read_frame
 
 INDEX = "index.json"
 META = "meta.json"
-LAYOUTS = ("got10k", "lasot", "vid")
+LAYOUTS = ("got10k", "lasot", "vid", "otb")
 
 
 @dataclass
@@ -113,11 +113,14 @@ def crop_sequence(seq: SourceSequence, out_dir: str, cfg: CropConfig) -> dict[st
 # ------------------------------------------------------------ source layouts
 
 def list_sources(layout: str, root: str, subset: str | None = None, cache_dir: str = ".cache") -> Any:
-    """The dataset object of got10k's toolkit for ``layout`` (GOT-10k, LaSOT, VID)."""
+    """The dataset object for ``layout``: got10k's toolkit for GOT-10k, LaSOT and VID,
+    :class:`OTBFolder` for footage in OTB layout."""
     import got10k.datasets as ds
 
     if not os.path.isdir(root):
         raise InputError(f"{root}: dataset root folder not found")
+    if layout == "otb":
+        return OTBFolder(root)
     try:
         if layout == "got10k":
             return ds.GOT10k(root, subset=subset or "train", return_meta=True)
@@ -161,6 +164,8 @@ def _crop_one(args: tuple[int, str, CropConfig]) -> dict[str, Any]:
 
 def load_error(dataset: Any, index: int, error: Exception) -> str:
     """One line naming why a sequence cannot be loaded (a missing frame, if that is why)."""
+    if isinstance(error, InputError):
+        return str(error)
     name = dataset.seq_names[index]
     folder = (getattr(dataset, "seq_dirs", None) or [None] * (index + 1))[index]
     if isinstance(error, AssertionError) and folder and os.path.isdir(folder):
@@ -179,15 +184,21 @@ def safe_name(name: str) -> str:
 
 
 def crop_dataset(layout: str, root: str, out: str, cfg: CropConfig | None = None,
-                 workers: int = 1, subset: str | None = None) -> dict[str, Any]:
-    """Crop every sequence of a dataset into ``out`` and write ``out/index.json``."""
+                 workers: int = 1, subset: str | None = None, only: list[str] | None = None) -> dict[str, Any]:
+    """Crop every sequence of a dataset (or ``only`` those named) into ``out`` and
+    write ``out/index.json``."""
     cfg = cfg or CropConfig()
     cache_dir = os.path.join(out, ".cache")  # got10k's VID loader caches its file lists here
     _init(layout, root, subset, cache_dir)
     names = list(_STATE["dataset"].seq_names)
+    if only is not None:
+        unknown = sorted(set(only) - set(names))
+        if unknown:
+            raise InputError(f"{root}: no sequence named {', '.join(unknown)} in this {layout} dataset")
+        names = [n for n in names if n in set(only)]
     os.makedirs(out, exist_ok=True)
-    todo = [(i, os.path.join(out, safe_name(n)), cfg) for i, n in enumerate(names)
-            if not os.path.isfile(os.path.join(out, safe_name(n), META))]
+    todo = [(i, os.path.join(out, safe_name(n)), cfg) for i, n in enumerate(_STATE["dataset"].seq_names)
+            if n in names and not os.path.isfile(os.path.join(out, safe_name(n), META))]
     problems: list[str] = []
     with tqdm(total=len(names), initial=len(names) - len(todo), desc="cropping", unit="seq") as bar:
         if workers > 1 and len(todo) > 1:

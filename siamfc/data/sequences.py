@@ -37,6 +37,30 @@ class Sequence:
         return len(self.frames)
 
 
+def segments(seq: Sequence, length: int) -> list[Sequence]:
+    """``seq`` cut into consecutive pieces of about ``length`` frames, each tracked on its
+    own from its first frame with a visible target (a short remainder joins the last piece).
+
+    Many short starts measure a tracker with far less variance than one long run, where
+    a single drift decides the score: it is what a small selection split needs.
+    """
+    visible = np.isfinite(seq.boxes).all(1) & (np.nan_to_num(seq.boxes[:, 2:]) > 0).all(1)
+    starts = list(range(0, len(seq), length))
+    if len(starts) > 1 and len(seq) - starts[-1] < length // 2:
+        starts.pop()
+    pieces = []
+    for k, start in enumerate(starts):
+        end = starts[k + 1] if k + 1 < len(starts) else len(seq)
+        first = start + int(np.argmax(visible[start:end])) if visible[start:end].any() else end
+        if end - first < 2:
+            continue
+        meta = {key: (np.asarray(v)[first:end] if np.ndim(v) and len(v) == len(seq) else v)
+                for key, v in seq.meta.items()}
+        pieces.append(Sequence(f"{seq.name}_{k + 1:02d}", seq.frames[first:end], seq.boxes[first:end],
+                               seq.gt_file, meta))
+    return pieces
+
+
 def read_frame(path: str) -> np.ndarray:
     """Read a frame as an RGB uint8 array."""
     img = cv2.imread(path, cv2.IMREAD_COLOR)
@@ -121,12 +145,37 @@ def ground_truth_file(seq_dir: str) -> str:
     return other if not os.path.isfile(otb) and os.path.isfile(other) else otb
 
 
-def otb_folder_sequence(seq_dir: str) -> Sequence:
-    """An OTB-layout sequence: ``img/*.jpg`` plus ``groundtruth_rect.txt``."""
+def otb_folder_sequence(seq_dir: str, allow_missing: bool = False) -> Sequence:
+    """An OTB-layout sequence: ``img/*.jpg`` plus ``groundtruth_rect.txt``.
+
+    ``allow_missing`` lets boxes after the first be NaN or empty (an absent target).
+    """
     name = os.path.basename(os.path.normpath(seq_dir))
     gt = ground_truth_file(seq_dir)
-    boxes = parse_boxes(gt)
+    boxes = parse_boxes(gt, allow_missing=allow_missing)
     return check_lengths(Sequence(name, list_frames(os.path.join(seq_dir, "img")), boxes, gt))
+
+
+class OTBFolder:
+    """Training footage in OTB layout (``NAME/img/*.jpg`` + ``NAME/groundtruth_rect.txt``),
+    read like got10k's dataset classes: ``seq_names``, ``len()`` and ``[i] -> (frames, boxes)``.
+
+    Every sequence is validated when read (missing or misnumbered frames, a NaN or
+    empty first box, more or fewer boxes than frames); later boxes may be NaN, which
+    marks an absent target, as in GOT-10k.
+    """
+
+    def __init__(self, root: str) -> None:
+        self.seq_dirs = list_otb_folder(root)
+        self.seq_names = [os.path.basename(d) for d in self.seq_dirs]
+        self.anno_files = [ground_truth_file(d) for d in self.seq_dirs]
+
+    def __len__(self) -> int:
+        return len(self.seq_dirs)
+
+    def __getitem__(self, index: int) -> tuple[list[str], np.ndarray]:
+        seq = otb_folder_sequence(self.seq_dirs[index], allow_missing=True)
+        return seq.frames, seq.boxes
 
 
 def list_otb_folder(root: str) -> list[str]:

@@ -13,7 +13,8 @@ import os
 from dataclasses import dataclass
 from typing import Any, Callable
 
-from ..data.sequences import Sequence, check_lengths, list_frames, list_otb_folder, otb_folder_sequence, parse_boxes
+from ..data.sequences import (Sequence, check_lengths, list_frames, list_otb_folder, otb_folder_sequence, parse_boxes,
+                              segments)
 from ..errors import InputError
 
 
@@ -41,6 +42,9 @@ BENCHMARKS: dict[str, BenchmarkSpec] = {
     "tcolor128": BenchmarkSpec("TColor128", "otb", False, _got10k("TColor128", download=False)),
     "dtb70": BenchmarkSpec("DTB70", "otb", False, _got10k("DTB70")),
     "got10k-val": BenchmarkSpec("GOT-10k", "got10k", True, _got10k("GOT10k", subset="val", return_meta=True)),
+    # a GOT-10k-layout training split scored as a benchmark (e.g. held-out videos to select on)
+    "got10k-train": BenchmarkSpec("GOT-10k-train", "got10k", True,
+                                  _got10k("GOT10k", subset="train", return_meta=True)),
     "folder": BenchmarkSpec("folder", "otb", False, None),
 }
 
@@ -85,8 +89,12 @@ def _dataset_sequence(dataset: Any, index: int, spec: BenchmarkSpec) -> Sequence
     return check_lengths(Sequence(name, list(item[0]), boxes, gt, dict(meta)))
 
 
-def load_benchmark(name: str, root: str, only: list[str] | None = None) -> LoadedBenchmark:
-    """Read and validate every sequence; bad ones go to ``failed`` with their error."""
+def load_benchmark(name: str, root: str, only: list[str] | None = None, segment: int = 0) -> LoadedBenchmark:
+    """Read and validate every sequence; bad ones go to ``failed`` with their error.
+
+    ``segment`` > 0 cuts every sequence into pieces of that many frames (see
+    :func:`~siamfc.data.sequences.segments`).
+    """
     spec = spec_for(name)
     if not os.path.isdir(root):
         raise InputError(f"{root}: benchmark root folder not found")
@@ -108,4 +116,6 @@ def load_benchmark(name: str, root: str, only: list[str] | None = None) -> Loade
             sequences.append(load())
         except InputError as e:
             failed[seq_name] = str(e)
+    if segment:
+        sequences = [piece for seq in sequences for piece in segments(seq, segment)]
     return LoadedBenchmark(spec, root, sequences, failed)

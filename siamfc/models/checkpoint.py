@@ -1,14 +1,15 @@
-"""Checkpoint I/O for plain (full or slim) and FD backbones.
+"""Checkpoint I/O for plain chains (full or slim AlexNet, any chain) and FD backbones.
 
-Our format is ``{"state_dict": ..., "meta": {"widths", "fd", "config", "epoch"}}``.
-The loader also takes a bare state dict, as the public release weights are, and
-then infers the layer widths from the tensor shapes.
+Our format is ``{"state_dict": ..., "meta": {"layers" | "fd", "widths", "config", "epoch"}}``:
+``layers`` describes a plain chain, ``fd`` an FD network (its teacher chain, rates
+and step). The loader also takes a bare state dict, as the public release weights
+are, and then infers the AlexNet's layer widths from the tensor shapes.
 """
 from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Sequence
 
 import torch
 from torch import nn
@@ -16,7 +17,8 @@ from torch import nn
 from ..errors import InputError
 from ..files import torch_save
 from .backbone import FULL_WIDTHS, AlexNet, init_weights
-from .fd import FDAlexNet, FDPlan
+from .chain import ConvChain, Layer, layers_from_meta, layers_meta
+from .fd import FDChain, FDPlan
 from .net import SiamNet
 
 PREFIX = "backbone."
@@ -28,15 +30,22 @@ class LoadedCheckpoint:
     meta: dict[str, Any]
 
 
-def build_net(widths: tuple[int, ...] | None = None, plan: FDPlan | None = None,
-              out_scale: float = 0.001) -> SiamNet:
-    backbone: nn.Module = FDAlexNet(plan) if plan is not None else AlexNet(widths or FULL_WIDTHS)
+def build_net(widths: Sequence[int] | None = None, plan: FDPlan | None = None,
+              out_scale: float = 0.001, layers: Sequence[Layer] | None = None) -> SiamNet:
+    """A freshly initialised SiamFC: an FD network for ``plan``, a chain of ``layers``,
+    or an AlexNet of ``widths`` (full width by default)."""
+    if plan is not None:
+        backbone: nn.Module = FDChain(plan)
+    elif layers is not None:
+        backbone = ConvChain(layers)
+    else:
+        backbone = AlexNet(widths or FULL_WIDTHS)
     net = SiamNet(backbone, out_scale)
     init_weights(net)
     return net
 
 
-def random_net(seed: int = 0, widths: tuple[int, ...] | None = None) -> SiamNet:
+def random_net(seed: int = 0, widths: Sequence[int] | None = None) -> SiamNet:
     """A randomly initialised network with a fixed seed (the untrained baseline)."""
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
@@ -46,11 +55,12 @@ def random_net(seed: int = 0, widths: tuple[int, ...] | None = None) -> SiamNet:
 def checkpoint_payload(net: SiamNet, **meta: Any) -> dict[str, Any]:
     """The ``{"state_dict", "meta"}`` dict of our format; ``meta`` adds e.g. epoch."""
     backbone = net.backbone
-    info: dict[str, Any] = {"widths": None, "fd": None}
-    if isinstance(backbone, FDAlexNet):
+    info: dict[str, Any] = {"widths": None, "layers": None, "fd": None}
+    if isinstance(backbone, FDChain):
         info["fd"] = backbone.plan.to_meta()
     else:
         info["widths"] = list(backbone.widths)
+        info["layers"] = layers_meta(backbone.layers)
     info.update(meta)
     state = {k: v.detach().cpu() for k, v in net.state_dict().items()}
     return {"state_dict": state, "meta": info}
@@ -88,6 +98,7 @@ def _normalise_keys(state: dict[str, Any]) -> dict[str, torch.Tensor]:
 
 
 def infer_widths(state: dict[str, torch.Tensor]) -> tuple[int, ...] | None:
+    """An AlexNet's widths from a bare state dict (None if it has no such five convs)."""
     keys = [f"{PREFIX}conv{i}.0.weight" for i in range(1, 6)]
     if not all(k in state and state[k].ndim == 4 for k in keys):
         return None
@@ -107,32 +118,34 @@ def load_checkpoint(path: str | os.PathLike, out_scale: float = 0.001) -> Loaded
     """Build the network a checkpoint describes and load its weights.
 
     Raises :class:`InputError` with the list of mismatched keys and shapes when the
-    file does not fit an AlexNet-shaped SiamFC.
+    file does not fit the network its metadata (or, for a bare state dict, its
+    AlexNet-shaped tensors) describes.
     """
     obj = _read(path)
     meta = dict(obj.get("meta") or {}) if "state_dict" in obj else {}
     state = _normalise_keys(obj["state_dict"] if "state_dict" in obj else obj)
-    plan = FDPlan.from_meta(meta["fd"]) if meta.get("fd") else None
-    widths = None
-    if plan is None:
-        widths = infer_widths(state)
-        if widths is None:
-            missing = [f"{PREFIX}conv{i}.0.weight" for i in range(1, 6)
-                       if f"{PREFIX}conv{i}.0.weight" not in state]
-            raise InputError(f"{path}: checkpoint does not fit an AlexNet-shaped SiamFC: "
-                             f"missing {', '.join(missing) or 'conv weights of rank 4'}")
-        try:
-            net = build_net(widths, out_scale=out_scale)
-        except ValueError as e:
-            raise InputError(f"{path}: checkpoint widths {widths} do not fit SiamFC's AlexNet: {e}") from None
-    else:
-        net = build_net(plan=plan, out_scale=out_scale)
+    try:
+        if meta.get("fd"):
+            net, what = build_net(plan=FDPlan.from_meta(meta["fd"]), out_scale=out_scale), "its FD network"
+        elif meta.get("layers"):
+            net = build_net(layers=layers_from_meta(meta["layers"]), out_scale=out_scale)
+            what = f"its chain of widths {net.backbone.widths}"
+        else:
+            widths = infer_widths(state)
+            if widths is None:
+                missing = [f"{PREFIX}conv{i}.0.weight" for i in range(1, 6)
+                           if f"{PREFIX}conv{i}.0.weight" not in state]
+                raise InputError(f"{path}: checkpoint does not fit an AlexNet-shaped SiamFC: "
+                                 f"missing {', '.join(missing) or 'conv weights of rank 4'}")
+            net, what = build_net(widths, out_scale=out_scale), f"an AlexNet of widths {widths}"
+    except (ValueError, TypeError, KeyError) as e:
+        raise InputError(f"{path}: checkpoint does not describe a network this package builds: {e}") from None
     problems = _mismatches(net, state)
     if problems:
         shown = "; ".join(problems[:8]) + (f"; and {len(problems) - 8} more" if len(problems) > 8 else "")
-        raise InputError(f"{path}: checkpoint does not fit an AlexNet-shaped SiamFC "
-                         f"(widths {widths or 'FD'}): {shown}")
+        raise InputError(f"{path}: checkpoint does not fit {what}: {shown}")
     net.load_state_dict(state)
-    meta.setdefault("widths", list(widths) if widths else None)
+    if not isinstance(net.backbone, FDChain):
+        meta.setdefault("widths", list(net.backbone.widths))
     meta.setdefault("fd", None)
     return LoadedCheckpoint(net.eval(), meta)

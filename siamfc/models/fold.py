@@ -1,15 +1,14 @@
-"""Fold a fully squeezed FD network into a slim plain AlexNet.
+"""Fold a fully squeezed FD network into a slim plain chain.
 
-After step 9 every squeeze_i sits directly after conv_i with nothing in between,
-and both are linear, so ``squeeze_i o conv_i`` is one conv: W' = S.W and
+After the last step every squeeze_i sits directly after conv_i with nothing in
+between, and both are linear, so ``squeeze_i o conv_i`` is one conv: W' = S.W and
 b' = S.b + s_b. The product is taken per group, in float64.
 """
 from __future__ import annotations
 
 import torch
 
-from .backbone import GROUPS
-from .fd import LAST_STEP, FDPlan
+from .fd import FDPlan
 
 PREFIX = "backbone."
 
@@ -48,18 +47,18 @@ def fold_conv(weight: torch.Tensor, bias: torch.Tensor, groups: int,
 
 
 def fold_state_dict(state: dict[str, torch.Tensor], plan: FDPlan) -> dict[str, torch.Tensor]:
-    """Map a step-9 FD state dict to the slim AlexNet state dict (release key layout)."""
-    if plan.step != LAST_STEP:
-        raise ValueError(f"only a fully squeezed FD model (step {LAST_STEP}) folds; got step {plan.step}")
+    """Map a last-step FD state dict to the slim chain's state dict (release key layout)."""
+    if plan.step != plan.last_step:
+        raise ValueError(f"only a fully squeezed FD model (step {plan.last_step}) folds; got step {plan.step}")
     slim: dict[str, torch.Tensor] = {}
     for key, value in state.items():
         if key.startswith((PREFIX + "squeeze", PREFIX + "combine")):
             continue
         slim[key] = value.clone()
-    for i in range(1, 6):
+    for i, layer in enumerate(plan.base, 1):
         conv = f"{PREFIX}conv{i}.0."
         sq = f"{PREFIX}squeeze{i}."
-        w, b = fold_conv(state[conv + "weight"], state[conv + "bias"], GROUPS[i - 1],
+        w, b = fold_conv(state[conv + "weight"], state[conv + "bias"], layer.groups,
                          state[sq + "weight"], state[sq + "bias"], plan.squeeze_groups(i))
         slim[conv + "weight"] = w.to(state[conv + "weight"].dtype)
         slim[conv + "bias"] = b.to(state[conv + "bias"].dtype)

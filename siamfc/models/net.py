@@ -15,5 +15,8 @@ class SiamNet(nn.Module):
         self.backbone = backbone
         self.head = XCorrHead(out_scale)
 
-    def forward(self, z: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-        return self.head(self.backbone(z), self.backbone(x))
+    def forward(self, z: torch.Tensor, x: torch.Tensor, features: bool = False):
+        """The score map; with ``features`` also both embeddings (for distillation)."""
+        fz, fx = self.backbone(z), self.backbone(x)
+        responses = self.head(fz, fx)
+        return (responses, fz, fx) if features else responses

@@ -65,6 +65,13 @@ class SiamFCTracker(Tracker):
         z = crop_region(img, self.center, self.z_sz, cfg.exemplar_sz, self.fill)
         self.correlate = Correlator(self.runner(z[None]))
 
+    def response(self, image: Any) -> np.ndarray:
+        """The raw score map (before upsampling and the window) of the current target
+        position in ``image`` at the current scale."""
+        img = np.asarray(image)
+        crop = crop_region(img, self.center, self.x_sz, self.cfg.instance_sz, self.fill)
+        return self.correlate(self.runner(crop[None]))[0]
+
     def update(self, image: Any) -> np.ndarray:
         img = np.asarray(image)
         cfg = self.cfg

@@ -24,3 +24,21 @@ def balanced_loss(responses: torch.Tensor, labels: torch.Tensor, neg_weight: flo
     weight[neg] = neg_weight / neg.sum()
     weight /= weight.sum()
     return F.binary_cross_entropy_with_logits(responses.float(), labels, weight, reduction="sum")
+
+
+def _standardised(maps: torch.Tensor) -> torch.Tensor:
+    flat = maps.float().flatten(1)
+    return (flat - flat.mean(1, keepdim=True)) / flat.std(1, keepdim=True).clamp_min(1e-6)
+
+
+def response_distillation(student: torch.Tensor, teacher: torch.Tensor) -> torch.Tensor:
+    """Squared error between each pair of score maps after both are standardised (zero
+    mean, unit variance): the shape of the map, where the peak is and how it falls
+    off, is what tracking uses; a common offset or scale is not."""
+    return ((_standardised(student) - _standardised(teacher)) ** 2).mean()
+
+
+def feature_distillation(student: torch.Tensor, teacher: torch.Tensor) -> torch.Tensor:
+    """Squared error between embeddings of the same width, relative to the teacher's energy."""
+    teacher = teacher.float()
+    return ((student.float() - teacher) ** 2).mean() / teacher.pow(2).mean().clamp_min(1e-8)

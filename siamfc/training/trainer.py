@@ -9,6 +9,7 @@ resumes from the newest one and replays the remaining epochs exactly.
 from __future__ import annotations
 
 import glob
+import math
 import os
 import re
 import time
@@ -44,9 +45,11 @@ class TrainConfig(Config):
     ultimate_lr: float = param(1e-5, gt=0)
     weight_decay: float = param(5e-4, ge=0)
     momentum: float = param(0.9, ge=0, le=1)
+    optimizer: str = param("sgd", choices=("sgd", "adam"))   # adam suits distillation with frozen BN
     r_pos: float = param(16, ge=0)
     r_neg: float = param(0, ge=0)
     precision: str = param("auto", choices=PRECISIONS)
+    bn: str = param("train", choices=("train", "frozen"))   # frozen: BN keeps its statistics (eval mode)
     channels_last: bool = True
     seed: int = param(0, ge=0)
     keep_checkpoints: int = param(3, ge=0)      # newest epoch checkpoints kept; 0 keeps all
@@ -101,8 +104,11 @@ class Trainer:
         params = [p for p in self.net.parameters() if p.requires_grad]
         if not params:
             raise ValueError("no trainable parameters")
-        self.optimizer = torch.optim.SGD(params, lr=cfg.initial_lr, momentum=cfg.momentum,
-                                         weight_decay=cfg.weight_decay)
+        if cfg.optimizer == "adam":
+            self.optimizer = torch.optim.Adam(params, lr=cfg.initial_lr, weight_decay=cfg.weight_decay)
+        else:
+            self.optimizer = torch.optim.SGD(params, lr=cfg.initial_lr, momentum=cfg.momentum,
+                                             weight_decay=cfg.weight_decay)
         gamma = (cfg.ultimate_lr / cfg.initial_lr) ** (1.0 / max(cfg.epochs, 1))
         self.scheduler = torch.optim.lr_scheduler.ExponentialLR(self.optimizer, gamma)
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.precision == "fp16")
@@ -176,6 +182,10 @@ class Trainer:
 
     def train_epoch(self, epoch: int) -> None:
         self.model.train()
+        if self.cfg.bn == "frozen":   # the statistics stay; BN's affine parameters still train
+            for m in self.net.modules():
+                if isinstance(m, nn.modules.batchnorm._BatchNorm):
+                    m.eval()
         lr = self.optimizer.param_groups[0]["lr"]
         total, steps, pairs = 0.0, 0, 0
         start = time.perf_counter()
@@ -186,11 +196,15 @@ class Trainer:
             x = x.to(self.device, non_blocking=True).float().contiguous(memory_format=self.memory_format)
             with self.autocast():
                 loss = self.loss(z, x)
+            value = loss.detach().item()
+            if not math.isfinite(value):   # stop before a non-finite step reaches the weights
+                raise RuntimeError(f"{self.out_dir}: training diverged at epoch {epoch} (loss {value}); "
+                                   f"lower the learning rate ({lr:g})")
             self.optimizer.zero_grad(set_to_none=True)
             self.scaler.scale(loss).backward()
             self.scaler.step(self.optimizer)
             self.scaler.update()
-            total += loss.detach().item()
+            total += value
             steps += 1
             pairs += len(z) * self.env.world_size
             bar.set_postfix(loss=f"{total / steps:.4f}")

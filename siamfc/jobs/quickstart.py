@@ -15,21 +15,22 @@ from typing import Any
 
 import torch
 
-from .compression.driver import CompressConfig, Compressor
-from .config import Config, TrackerConfig, from_dict, load_yaml, param, to_dict
-from .data.crop import crop_dataset
-from .data.synthetic import SynthConfig, make_dataset
-from .evaluation import evaluate, report_together
-from .evaluation.benchmarks import load_benchmark
-from .evaluation.speed import tracker_fps
-from .files import read_json, write_json
-from .models.checkpoint import load_checkpoint
-from .models.stats import count_params, gflops, state_dict_mb
-from .report import render_report
-from .stages import StagedJob
-from .system import cpu_name, isa_summary
-from .tracking.factory import TrackerSpec
-from .training.trainer import TrainConfig, train_siamfc
+from ..compression.driver import CompressConfig, Compressor
+from ..config import Config, ConfigError, TrackerConfig, from_dict, load_yaml, param, to_dict
+from ..data.crop import crop_dataset
+from ..data.synthetic import SynthConfig, make_dataset
+from ..evaluation import evaluate, report_together
+from ..evaluation.benchmarks import load_benchmark
+from ..evaluation.speed import tracker_fps
+from ..files import read_json, write_json
+from ..models.backbone import FULL_WIDTHS
+from ..models.checkpoint import load_checkpoint
+from ..models.stats import count_params, gflops, state_dict_mb
+from ..report import render_report
+from ..stages import StagedJob
+from ..system import cpu_name, isa_summary
+from ..tracking.factory import TrackerSpec
+from ..training.trainer import TrainConfig, train_siamfc
 
 STAGES = ("data", "crop", "teacher", "compress", "transform", "evaluate", "report")
 
@@ -47,6 +48,7 @@ class PipelineConfig(Config):
 
 @dataclass
 class QuickstartConfig(Config):
+    job: str = param("quickstart", choices=("quickstart",))
     pipeline: PipelineConfig = param(factory=PipelineConfig)
     data: SynthConfig = param(factory=SynthConfig)
     train: TrainConfig = param(factory=TrainConfig)
@@ -57,6 +59,17 @@ class QuickstartConfig(Config):
 def load_config(path: str) -> QuickstartConfig:
     """Read and check every section of a pipeline config before any work starts."""
     return from_dict(QuickstartConfig, load_yaml(path), f"{path}:")
+
+
+def make_job(path: str, data: dict[str, Any], out: str | None = None) -> "Pipeline":
+    cfg = from_dict(QuickstartConfig, data, f"{path}:")
+    layers = len(FULL_WIDTHS)   # the teacher this job trains is the full AlexNet
+    if len(cfg.compress.rates) not in (1, layers):
+        raise ConfigError(f"{path}:compress.rates", f"{len(cfg.compress.rates)} rates: give one, or one per layer "
+                                                    f"of the {layers}-layer teacher")
+    if out:
+        cfg.pipeline.out = out
+    return Pipeline(cfg)
 
 
 class Pipeline(StagedJob):
@@ -81,6 +94,7 @@ class Pipeline(StagedJob):
         self.cfg.compress.select.root = self.cfg.compress.select.root or self.paths["select"]
 
     def run(self, log=print) -> dict[str, Any]:  # type: ignore[override]
+        """Every stage; returns the report's figures."""
         super().run(log)
         return read_json(os.path.join(self.out, "report.json"))
 
@@ -109,7 +123,7 @@ class Pipeline(StagedJob):
                                          self.paths["compress"]).run()}
 
     def stage_transform(self) -> dict[str, Any]:
-        from .compression.transform import transform
+        from ..compression.transform import transform
         fd = os.path.join(self.paths["compress"], "fd_model.pth")
         result = transform(fd, self.paths["slim"], self.real_root())
         return {"fold_error": result["check"].worst, "rows": result["records"]}
@@ -162,7 +176,7 @@ class Pipeline(StagedJob):
         seconds = self.stage_seconds()
         seconds["report"] = round(time.perf_counter() - start, 1)
         return {
-            "title": "fdsiamfc quickstart report",
+            "job": "quickstart", "title": "fdsiamfc quickstart report",
             "date": datetime.date.today().isoformat(), "cpu": cpu_name(), "isa": isa_summary(),
             "threads": torch.get_num_threads(), "torch": torch.__version__,
             "names": {k: s.tracker_name for k, s in specs.items()},
@@ -182,7 +196,7 @@ class Pipeline(StagedJob):
             "elapsed_s": round(sum(seconds.values()), 1),
             "plots": [os.path.basename(p) for p in evaluation["plots"]],
             "plot_sources": [os.path.relpath(p, self.out) for p in evaluation["plots"]],
-            "overlay": {"benchmark": "got10k-val", "root": os.path.abspath(self.paths["data"]),
+            "overlay": {"benchmark": "got10k-val", "root": os.path.abspath(self.paths["data"]), "layout": "got10k",
                         "results": os.path.abspath(os.path.join(self.paths["eval"], "val", "results", "GOT-10k",
                                                                 specs["slim"].tracker_name)),
                         "sequences": shown},

@@ -1,0 +1,40 @@
+"""The main jobs, each a resumable chain of stages, chosen by a config file's ``job`` key.
+
+* ``quickstart`` (the default): synthetic data -> teacher -> FD compression -> slim network
+  -> evaluation -> report, with nothing to download;
+* ``real``: FD on real trackers and real footage, head to head with the authors' FDSiamFC.
+"""
+from __future__ import annotations
+
+from typing import Any, Callable
+
+from ..config import load_yaml
+from ..errors import InputError
+from ..registry import Registry
+from ..stages import StagedJob
+
+# job name -> make(config path, its YAML, out override) -> the job, its config checked
+JOBS: Registry[Callable[[str, dict[str, Any], str | None], StagedJob]] = Registry("job")
+
+
+def _quickstart(path: str, data: dict[str, Any], out: str | None) -> StagedJob:
+    from .quickstart import make_job
+    return make_job(path, data, out)
+
+
+def _real(path: str, data: dict[str, Any], out: str | None) -> StagedJob:
+    from .real import make_job
+    return make_job(path, data, out)
+
+
+JOBS.add("quickstart", _quickstart)
+JOBS.add("real", _real)
+
+
+def load_job(path: str, out: str | None = None) -> StagedJob:
+    """The job a config file describes, every section checked before any work starts."""
+    data = load_yaml(path)
+    name = data.get("job", "quickstart")
+    if not isinstance(name, str) or name not in JOBS:
+        raise InputError(f"{path}:job: '{name}' is not one of {', '.join(JOBS)}")
+    return JOBS.get(name)(path, data, out)

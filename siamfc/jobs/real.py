@@ -1,0 +1,248 @@
+"""Compress real trackers on real footage, head to head with the authors' FDSiamFC.
+
+Three compressions, on the real training footage (GOT-10k layout), each selecting
+its checkpoints on whole source videos held out from training:
+
+* ``halve``: the release FDSiamfc_30 at rate 0.5 -> FDSiamfc_15's widths, with the boxes;
+* ``label_free``: the same without reading a single box: the teacher picks and
+  tracks its own targets (:mod:`siamfc.compression.pseudo`), and selection scores
+  students against the teacher's tracks;
+* ``full``: the full-width SiamFC_VID at rate 0.3 -> FDSiamfc_30's widths, with the boxes.
+
+Then every network is scored on the real test footage (OTB layout), which no
+stage before ``evaluate`` reads.
+
+split -> crop -> pseudo -> halve -> label_free -> full -> evaluate -> report
+"""
+from __future__ import annotations
+
+import datetime
+import os
+import re
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from ..compression.driver import CompressConfig, Compressor
+from ..compression.pseudo import PseudoConfig, pseudo_label
+from ..compression.transform import transform
+from ..config import Config, ConfigError, TrackerConfig, from_dict, param, to_dict
+from ..data.crop import crop_dataset, list_sources
+from ..errors import InputError
+from ..evaluation import evaluate, report_together
+from ..evaluation.benchmarks import load_benchmark
+from ..evaluation.speed import tracker_fps
+from ..files import read_json, write_json
+from ..models.checkpoint import load_checkpoint
+from ..models.stats import count_params, gflops
+from ..report import render_report
+from ..stages import StagedJob
+from ..system import cpu_name, isa_summary
+from ..tracking.factory import TrackerSpec
+
+EXPERIMENTS = ("halve", "label_free", "full")
+
+
+def source_video(name: str) -> str:
+    """``tld_carchase_part3`` -> ``tld_carchase``: the parts of one video belong together."""
+    return re.sub(r"_part\d+$", "", name)
+
+
+@dataclass
+class RealJobConfig(Config):
+    out: str = "runs/real"
+    shared: str = "../shared"
+    train_root: str = ""          # GOT-10k-layout training footage (default: SHARED/data/train_real)
+    test_root: str = ""           # OTB-layout test footage (default: SHARED/data/real); only reported on
+    holdout: list[str] = param(factory=lambda: ["otb_Freeman1", "dtb70_BMX3", "vot14_car", "otb_Toy"])
+    halve_teacher: str = ""       # default: SHARED/weights/FDSiamfc_30.pth
+    full_teacher: str = ""        # default: SHARED/weights/SiamFC_VID.pth
+    references: list[str] = param(factory=lambda: ["FDSiamfc_30", "FDSiamfc_15"])   # in SHARED/weights
+    workers: int = param(2, ge=1)
+    fps_frames: int = param(200, ge=1)
+    overlay_sequence: str = "Crossing"
+    pseudo: PseudoConfig = param(factory=PseudoConfig)
+
+
+@dataclass
+class RealConfig(Config):
+    job: str = param("real", choices=("real",))
+    real: RealJobConfig = param(factory=RealJobConfig)
+    halve: CompressConfig = param(factory=CompressConfig)
+    label_free: CompressConfig = param(factory=CompressConfig)
+    full: CompressConfig = param(factory=CompressConfig)
+    track: TrackerConfig = param(factory=TrackerConfig)
+
+
+class RealJob(StagedJob):
+    STAGES = ("split", "crop", "pseudo") + EXPERIMENTS + ("evaluate", "report")
+    OUTPUTS = {"split": ("split.json",), "crop": ("crops",), "pseudo": ("pseudo",),
+               "halve": ("halve",), "label_free": ("label_free",), "full": ("full",), "evaluate": ("eval",),
+               "report": ("report.json", "REPORT.md")}
+
+    def __init__(self, cfg: RealConfig) -> None:
+        super().__init__(cfg.real.out)
+        self.cfg = cfg
+        r = cfg.real
+        weights = os.path.join(r.shared, "weights")
+        self.train_root = r.train_root or os.path.join(r.shared, "data", "train_real")
+        self.test_root = r.test_root or os.path.join(r.shared, "data", "real")
+        self.teachers = {"halve": r.halve_teacher or os.path.join(weights, "FDSiamfc_30.pth"),
+                         "full": r.full_teacher or os.path.join(weights, "SiamFC_VID.pth")}
+        self.teachers["label_free"] = self.teachers["halve"]
+        self.references = {n: os.path.join(weights, f"{n}.pth") for n in r.references}
+        self.check_inputs()
+
+    def check_inputs(self) -> None:
+        """Everything the job reads must exist before any work starts."""
+        for what, path in (("training footage", self.train_root), ("test footage", self.test_root)):
+            if not os.path.isdir(path):
+                raise InputError(f"{path}: {what} folder not found (set real.train_root / real.test_root, "
+                                 f"or real.shared to the folder holding data/ and weights/)")
+        for path in list(self.teachers.values()) + list(self.references.values()):
+            load_checkpoint(path)
+
+    def path(self, *parts: str) -> str:
+        return os.path.join(self.out, *parts)
+
+    # ------------------------------------------------------------- stages
+    def stage_split(self) -> dict[str, Any]:
+        """Whole source videos go to selection; the rest trains."""
+        names = list(list_sources("got10k", self.train_root).seq_names)
+        videos = sorted({source_video(n) for n in names})
+        unknown = sorted(set(self.cfg.real.holdout) - set(videos))
+        if unknown:
+            raise ConfigError("real.holdout", f"{', '.join(unknown)}: no such source video in {self.train_root} "
+                                              f"(videos: {', '.join(videos)})")
+        hold = [n for n in names if source_video(n) in self.cfg.real.holdout]
+        train = [n for n in names if n not in hold]
+        split = {"train": train, "select": hold, "videos": {"train": sorted({source_video(n) for n in train}),
+                                                            "select": sorted(self.cfg.real.holdout)}}
+        write_json(self.path("split.json"), split)
+        return {"train": len(train), "select": len(hold)}
+
+    def split(self) -> dict[str, Any]:
+        return read_json(self.path("split.json"))
+
+    def stage_crop(self) -> dict[str, Any]:
+        index = crop_dataset("got10k", self.train_root, self.path("crops", "labeled"), workers=self.cfg.real.workers,
+                             only=self.split()["train"])
+        return {"sequences": len(index["sequences"]),
+                "valid_frames": sum(s["valid"].count("1") for s in index["sequences"])}
+
+    def stage_pseudo(self) -> dict[str, Any]:
+        """The label-free experiment's data: the teacher's own targets and tracks, cropped."""
+        teacher = TrackerSpec("siamfc", self.teachers["label_free"], options=to_dict(self.cfg.track))
+        split, pcfg = self.split(), self.cfg.real.pseudo
+        train = pseudo_label(teacher, self.train_root, self.path("pseudo", "train"), pcfg, split["train"])
+        select = pseudo_label(teacher, self.train_root, self.path("pseudo", "select"), pcfg, split["select"])
+        index = crop_dataset("otb", self.path("pseudo", "train"), self.path("crops", "pseudo"),
+                             workers=self.cfg.real.workers)
+        return {"train": train, "select": select, "valid_frames": sum(s["valid"].count("1")
+                                                                       for s in index["sequences"])}
+
+    def compress(self, name: str) -> dict[str, Any]:
+        cfg: CompressConfig = getattr(self.cfg, name)
+        if name == "label_free":   # selected against the teacher's own tracks: no box is read
+            cfg.select.benchmark, cfg.select.root, cfg.select.names = "folder", self.path("pseudo", "select"), []
+            crops = self.path("crops", "pseudo")
+        else:
+            cfg.select.benchmark, cfg.select.root = "got10k-train", self.train_root
+            cfg.select.names = self.split()["select"]
+            crops = self.path("crops", "labeled")
+        cfg.select.workers = self.cfg.real.workers
+        fd = Compressor(cfg, self.teachers[name], crops, self.path(name)).run()
+        result = transform(fd, self.path(name, "slim.pth"))
+        return {"checkpoint": self.path(name, "slim.pth"), "fold_error": result["check"].worst,
+                "rows": result["records"]}
+
+    def stage_halve(self) -> dict[str, Any]:
+        return self.compress("halve")
+
+    def stage_label_free(self) -> dict[str, Any]:
+        return self.compress("label_free")
+
+    def stage_full(self) -> dict[str, Any]:
+        return self.compress("full")
+
+    def trackers(self) -> dict[str, TrackerSpec]:
+        track = to_dict(self.cfg.track)
+        specs = {"full_teacher": TrackerSpec("siamfc", self.teachers["full"], options=track, name="SiamFC_VID")}
+        specs.update({f"ref_{n}": TrackerSpec("siamfc", p, options=track, name=f"{n} (authors)")
+                      for n, p in self.references.items()})
+        names = {"halve": "ours-halve", "label_free": "ours-halve-label-free", "full": "ours-full-0.3"}
+        specs.update({k: TrackerSpec("siamfc", self.path(k, "slim.pth"), options=track, name=v)
+                      for k, v in names.items()})
+        return specs
+
+    def stage_evaluate(self) -> dict[str, Any]:
+        out = self.path("eval")
+        specs = self.trackers()
+        results = {k: evaluate(s, "folder", self.test_root, out, self.cfg.real.workers,
+                               summary_file=f"summary_{k}.json") for k, s in specs.items()}
+        order = ["halve", "label_free", "full"] + [k for k in specs if k not in EXPERIMENTS]
+        plots = report_together("folder", self.test_root, out, [specs[k].tracker_name for k in order])
+        return {"results": {k: {key: v[key] for key in ("tracker", "mean_auc", "mean_precision",
+                                                        "mean_success_rate", "fps", "sequences")}
+                            for k, v in results.items()}, "plots": plots}
+
+    def stage_report(self) -> dict[str, Any]:
+        report = self.gather()
+        write_json(self.path("report.json"), report)
+        render_report(self.out)
+        return {"elapsed_s": report["elapsed_s"]}
+
+    # ------------------------------------------------------------- the report's figures
+    def gather(self) -> dict[str, Any]:
+        import time
+
+        start = time.perf_counter()
+        evaluation = self.result("evaluate")
+        specs = self.trackers()
+        bench = load_benchmark("folder", self.test_root)
+        models = {}
+        for key, spec in specs.items():
+            backbone = load_checkpoint(spec.checkpoint).net.backbone
+            models[key] = {"name": spec.tracker_name, "checkpoint": os.path.abspath(spec.checkpoint),
+                           "widths": list(backbone.widths), "params": count_params(backbone),
+                           "gflops": gflops(backbone),
+                           "fps": tracker_fps(spec, bench.sequences, self.cfg.real.fps_frames),
+                           **{k: evaluation["results"][key][k] for k in ("mean_auc", "mean_precision",
+                                                                         "mean_success_rate")}}
+        phases = {name: [{k: p[k] for k in ("name", "selected_epoch", "auc", "precision", "success_rate",
+                                              "seconds")} for p in read_json(self.path(name, "state.json"))["phases"]]
+                  for name in EXPERIMENTS}
+        per_sequence = {key: {s: v["auc"] for s, v in evaluation["results"][key]["sequences"].items()}
+                        for key in specs}
+        seconds = self.stage_seconds()
+        seconds["report"] = round(time.perf_counter() - start, 1)
+        shown = self.cfg.real.overlay_sequence
+        return {
+            "job": "real", "title": "Compressing real trackers on real footage",
+            "date": datetime.date.today().isoformat(), "cpu": cpu_name(), "isa": isa_summary(),
+            "threads": torch.get_num_threads(), "torch": torch.__version__,
+            "halve_checkpoint": models["halve"]["checkpoint"],
+            "halve_label_free_checkpoint": models["label_free"]["checkpoint"],
+            "full_checkpoint": models["full"]["checkpoint"],
+            "teacher_checkpoint": os.path.abspath(self.teachers["full"]),
+            "halve_teacher_checkpoint": os.path.abspath(self.teachers["halve"]),
+            "split": self.split()["videos"], "pseudo": self.result("pseudo"),
+            "models": models, "per_sequence": per_sequence, "phases": phases,
+            "fold_error": {name: self.result(name)["fold_error"] for name in EXPERIMENTS},
+            "stage_seconds": seconds, "elapsed_s": round(sum(seconds.values()), 1),
+            "plots": [os.path.basename(p) for p in evaluation["plots"]],
+            "plot_sources": [os.path.relpath(p, self.out) for p in evaluation["plots"]],
+            "overlay": {"benchmark": "folder", "root": os.path.abspath(self.test_root), "layout": "otb",
+                        "results": os.path.abspath(self.path("eval", "results", "folder",
+                                                             specs["halve"].tracker_name)),
+                        "sequences": [shown] if any(s.name == shown for s in bench.sequences) else
+                        [bench.sequences[0].name], "frames": 120},
+        }
+
+
+def make_job(path: str, data: dict[str, Any], out: str | None = None) -> RealJob:
+    cfg = from_dict(RealConfig, data, f"{path}:")
+    if out:
+        cfg.real.out = out
+    return RealJob(cfg)
