@@ -66,7 +66,9 @@ def render_markdown(r: dict[str, Any]) -> str:
     names = r["names"]
     tw, sw = "/".join(map(str, r["teacher_widths"])), "/".join(map(str, r["slim_widths"]))
     L = [f"# {r['title']}", "",
-         f"Run on {r['date']}, {r['cpu']} ({r['isa']}), {r['threads']} torch threads, PyTorch {r['torch']}.",
+         f"Run on {r['date']}, {r['cpu']} ({r['isa']}), {r['threads']} torch threads, PyTorch {r['torch']}. "
+         + (f"The teacher trained in {r['training_precision']['precision']}: "
+            f"{r['training_precision']['reason']}." if r.get("training_precision") else ""),
          f"Pipeline wall time {r['elapsed_s'] / 60:.1f} min (setup excluded).", "",
          f"**{summary_text(r).splitlines()[0]}**", "",
          "## Compression", "",

@@ -9,6 +9,10 @@ import time
 from typing import Callable
 
 
+# Per-machine caches (timed choices, accuracy records) live here.
+CACHE_DIR = os.path.join(os.path.expanduser("~"), ".cache", "fdsiamfc")
+
+
 def cpu_name() -> str:
     try:
         with open("/proc/cpuinfo") as f:

@@ -33,15 +33,15 @@ def main() -> None:
                    help="instead, time SiamFC training steps: fp32 NCHW (the public code's way) vs ours")
     args = p.parse_args()
     if args.training:
-        import torch
+        from siamfc.evaluation.speed import training_against_peak
+        from siamfc.system import cpu_name, isa_summary
 
-        from siamfc.evaluation.speed import training_throughput
-        torch.set_num_threads(args.threads)
-        base = training_throughput("fp32", channels_last=False)
-        print(f"training, batch 8, {args.threads} threads: fp32 NCHW {base:.1f} pairs/s")
-        for precision, cl in (("fp32", True), ("bf16", True)):
-            rate = training_throughput(precision, cl)
-            print(f"  {precision} {'channels-last' if cl else 'NCHW'}: {rate:.1f} pairs/s ({rate / base:.2f}x)")
+        rows = training_against_peak(args.threads)
+        print(f"training, batch 8, {args.threads} threads, {cpu_name()} ({isa_summary()})")
+        for r in rows:
+            print(f"  {r['precision']} {r['layout']}: {r['pairs_per_s']:.1f} pairs/s ({r['pairs_per_s'] / rows[0]['pairs_per_s']:.2f}x), "
+                  f"{r['gflops']:.0f} GFLOP/s = {100 * r['fraction']:.0f}% of the {r['precision']} GEMM peak "
+                  f"{r['peak_gflops']:.0f} GFLOP/s")
         return
     full = args.full_checkpoint or (QUICKSTART_TEACHER if os.path.isfile(QUICKSTART_TEACHER) else None)
     result = run_benchmark(args.out, args.threads, tuple(args.backends), args.shared, args.sequences, full)

@@ -95,6 +95,18 @@ def backbone_latency(backbone: torch.nn.Module, backend: str, repeats: int = 30,
     return time_runner(runner, crops, repeats, warmup) * 1e3
 
 
+def plain_latency(backbone: torch.nn.Module, repeats: int = 30, warmup: int = 5) -> float:
+    """Median milliseconds of the baseline's backbone call: a float NCHW batch, eager fp32."""
+    x = torch.from_numpy(np.random.default_rng(0).integers(0, 256, (3, 255, 255, 3), dtype=np.uint8))
+    module = backbone.float().eval()
+
+    def call() -> None:
+        with torch.no_grad():
+            module(x.permute(0, 3, 1, 2).float())
+
+    return median_seconds(call, repeats, warmup) * 1e3
+
+
 def benchmark_models(out: str, shared: str | None, full: str | None = None) -> dict[str, str]:
     """Checkpoints to time: the release weights when present, else random ones of the
     same widths; ``full`` may name a trained full-width SiamFC (e.g. the quickstart teacher)."""
@@ -163,12 +175,20 @@ def run(out: str, threads: int = 2, backends: tuple[str, ...] = BACKENDS[:-1],
                             round(s["mean_auc"], 4), round(s["mean_precision"], 4)))
             print(f"{name:12s} {backend:17s} latency {latency:7.2f} ms  fps {s['fps']:7.1f}  "
                   f"AUC {s['mean_auc']:.4f}  precision {s['mean_precision']:.4f}")
+        latency = plain_latency(backbone)
+        s = evaluate(TrackerSpec("plain", ckpt, name=f"{name}-plain"), "folder", root, os.path.join(out, "runs"),
+                     workers=1, threads=threads, only=sequences, summary_file=f"summary_{name}-plain.json")
+        plain = Row(name, "plain", count_params(backbone), round(state_dict_mb(backbone), 3), round(g, 3),
+                    round(latency, 2), round(3 * g / latency * 1e3, 1), round(s["fps"], 1),
+                    round(s["mean_auc"], 4), round(s["mean_precision"], 4))
+        rows.append(plain)
+        print(f"{name:12s} {'plain':17s} latency {latency:7.2f} ms  fps {s['fps']:7.1f}  AUC {s['mean_auc']:.4f}")
         if "fp32" in aucs:
             record_accuracy(backbone, aucs)
             choice = auto_backend(backbone, torch.device("cpu"))
             picked = next(r for r in rows if r.tracker == name and r.backend == choice)
             rows.append(Row(**{**asdict(picked), "backend": f"auto -> {choice}"}))
-            print(f"{name:12s} auto picks {choice}")
+            print(f"{name:12s} auto picks {choice}: {picked.fps / plain.fps:.2f}x the plain baseline")
     for cv_name in opencv_available():
         s = evaluate(TrackerSpec("opencv", cv_name), "folder", root, os.path.join(out, "runs"), workers=1,
                      threads=threads, only=sequences, summary_file=f"summary_opencv-{cv_name}.json")
@@ -191,6 +211,15 @@ def markdown(result: dict[str, Any]) -> str:
              "| tracker | backend | params | MB | GFLOPs | backbone 3x255 (ms) | backbone GFLOP/s "
              "(% of the GEMM peak at that precision) | FPS | AUC | precision |",
              "|---|---|---|---|---|---|---|---|---|---|"]
+    side = side_by_side(result["rows"])
+    if side:
+        lines[1:1] = ["", "Side by side in this run: ours (`auto`) against the plain baseline (the public "
+                      "code's per-frame path: padded frame, eager fp32 NCHW, conv2d correlation).", "",
+                      "| model | plain fps | ours fps (`auto`) | ratio | ms per frame outside the backbone "
+                      "(plain / ours) |", "|---|---|---|---|---|"] + [
+            f"| {m} | {p['fps']:.1f} | {o['fps']:.1f} ({o['backend']}) | {o['fps'] / p['fps']:.2f}x | "
+            f"{1e3 / p['fps'] - p['latency_ms']:.1f} / {1e3 / o['fps'] - o['latency_ms']:.1f} |"
+            for m, (p, o) in side.items()] + [""]
     for r in result["rows"]:
         if r["latency_ms"] is None:
             lines.append(f"| {r['tracker']} | - | - | - | - | - | - | {r['fps']:.1f} | {r['auc']:.3f} | "
@@ -201,6 +230,13 @@ def markdown(result: dict[str, Any]) -> str:
                      f"{r['latency_ms']:.2f} | {r['achieved_gflops']:.0f} ({100 * r['achieved_gflops'] / peak:.0f}%) | "
                      f"{r['fps']:.1f} | {r['auc']:.3f} | {r['precision']:.3f} |")
     return "\n".join(lines) + "\n"
+
+
+def side_by_side(rows: list[dict[str, Any]]) -> dict[str, tuple[dict[str, Any], dict[str, Any]]]:
+    """model -> (its plain row, its auto row), for the models that have both."""
+    plain = {r["tracker"]: r for r in rows if r["backend"] == "plain"}
+    auto = {r["tracker"]: r for r in rows if r["backend"].startswith("auto")}
+    return {m: (plain[m], auto[m]) for m in plain if m in auto}
 
 
 def training_throughput(precision: str, channels_last: bool, batch: int = 8, steps: int = 8) -> float:
@@ -223,3 +259,24 @@ def training_throughput(precision: str, channels_last: bool, batch: int = 8, ste
         opt.step()
 
     return batch / median_seconds(step, steps, warmup=2)
+
+
+def training_gflop_per_pair(sizes: tuple[int, int] = (127, 239)) -> float:
+    """GFLOP of one training pair of the full SiamFC: the forward pass of both images
+    counted as :func:`gflops` counts it, and the backward pass as twice the forward."""
+    net = build_net().backbone
+    return 3 * sum(gflops(net, size) for size in sizes)
+
+
+def training_against_peak(threads: int) -> list[dict[str, Any]]:
+    """Training pairs/s of fp32 NCHW (the public code's way) and ours, each beside the
+    GEMM peak of its precision and the fraction of it reached."""
+    torch.set_num_threads(threads)
+    per_pair = training_gflop_per_pair()
+    rows = []
+    for precision, cl in (("fp32", False), ("fp32", True), ("bf16", True)):
+        rate = training_throughput(precision, cl)
+        peak = gemm_peak(precision)
+        rows.append({"precision": precision, "layout": "channels-last" if cl else "NCHW", "pairs_per_s": rate,
+                     "gflops": rate * per_pair, "peak_gflops": peak, "fraction": rate * per_pair / peak})
+    return rows

@@ -166,7 +166,9 @@ class Pipeline(StagedJob):
         evaluation = self.result("evaluate")
         val = evaluation["val"]
         specs = self.trackers()
-        nets = {k: load_checkpoint(specs[k].checkpoint).net.backbone for k in ("teacher", "slim")}
+        loaded = {k: load_checkpoint(specs[k].checkpoint) for k in ("teacher", "slim")}
+        nets = {k: c.net.backbone for k, c in loaded.items()}
+        trained = loaded["teacher"].meta
         sizes = {k: {"params": count_params(m), "mb": state_dict_mb(m), "gflops": gflops(m)} for k, m in nets.items()}
         bench = load_benchmark("got10k-val", self.paths["data"])
         fps = {k: tracker_fps(specs[k], bench.sequences, self.cfg.pipeline.fps_frames) for k in ("teacher", "slim")}
@@ -179,6 +181,8 @@ class Pipeline(StagedJob):
             "job": "quickstart", "title": "fdsiamfc quickstart report",
             "date": datetime.date.today().isoformat(), "cpu": cpu_name(), "isa": isa_summary(),
             "threads": torch.get_num_threads(), "torch": torch.__version__,
+            "training_precision": {"precision": trained.get("precision", "unknown"),
+                                   "reason": trained.get("precision_reason", "not recorded")},
             "names": {k: s.tracker_name for k, s in specs.items()},
             "teacher_ao": val["teacher"]["ao"], "slim_ao": val["slim"]["ao"],
             "identity_ao": val["identity"]["ao"], "random_ao": val["random"]["ao"],

@@ -35,7 +35,7 @@ from torch import nn
 
 from ..errors import InputError
 from ..files import read_json, update_json
-from ..system import machine_id, median_seconds
+from ..system import CACHE_DIR, machine_id, median_seconds
 
 TORCH_BACKENDS = ("fp32", "bf16", "compile", "compile-bf16")
 INT8 = {"onnxruntime-int8": "minmax", "onnxruntime-int8-pct": "percentile"}   # calibration
@@ -43,7 +43,6 @@ BACKENDS = TORCH_BACKENDS + ("onnxruntime", *INT8, "auto")
 EXACT = ("fp32", "compile", "onnxruntime")                   # fp32 arithmetic, reordered at most
 REDUCED = ("bf16", "compile-bf16", *INT8)                    # need a measured accuracy record
 AUC_TOLERANCE = 0.005
-CACHE_DIR = os.path.join(os.path.expanduser("~"), ".cache", "fdsiamfc")
 
 Runner = Callable[[np.ndarray], np.ndarray]
 

@@ -106,6 +106,14 @@ def _siamfc(spec: TrackerSpec) -> Any:
     return SiamFCTracker(net, cfg, name=spec.tracker_name, backend=spec.backend)
 
 
+def _plain(spec: TrackerSpec) -> Any:
+    from ..models.checkpoint import load_checkpoint
+    from .plain import PlainSiamFCTracker
+
+    cfg = spec.tracker_config()
+    return PlainSiamFCTracker(load_checkpoint(spec.checkpoint, cfg.out_scale).net, cfg, name=spec.tracker_name)
+
+
 def _check_checkpoint(spec: TrackerSpec) -> None:
     from ..models.checkpoint import load_checkpoint
 
@@ -161,6 +169,7 @@ def _check_opencv(spec: TrackerSpec) -> None:
 
 
 register_tracker("siamfc", _siamfc, _stem, check=_check_checkpoint)
+register_tracker("plain", _plain, lambda spec: _stem(spec) + "-plain", check=_check_checkpoint, takes_argument=True)
 register_tracker("onnx", _onnx, _stem, check=_check_onnx, suffixes=(".onnx",))
 register_tracker("random", _random, lambda spec: "RandomSiamFC" + (f"-seed{spec.seed}" if spec.seed else ""))
 register_tracker("identity", _identity, lambda spec: "IdentityTracker")

@@ -31,9 +31,9 @@ from ..models.backbone import TOTAL_STRIDE
 from ..models.checkpoint import checkpoint_payload, save_checkpoint
 from ..models.net import SiamNet
 from .distributed import DistEnv, setup
+from .precision import PRECISIONS, choose_precision
 from .losses import balanced_loss, logistic_labels
 
-PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 
 
 @dataclass
@@ -55,17 +55,6 @@ class TrainConfig(Config):
     keep_checkpoints: int = param(3, ge=0)      # newest epoch checkpoints kept; 0 keeps all
     threads: int = param(0, ge=0)               # torch threads per process; 0 = all cores / processes
     pairs: PairConfig = param(factory=PairConfig)
-
-
-def resolve_precision(precision: str, device: torch.device) -> str:
-    """``auto``: bf16 where the hardware runs it natively, else fp32 (CPU) / fp16 (CUDA)."""
-    if precision not in PRECISIONS:
-        raise InputError(f"precision must be one of {PRECISIONS}, got '{precision}'")
-    if precision != "auto":
-        return precision
-    if device.type == "cuda":
-        return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
-    return "bf16" if torch.ops.mkldnn._is_mkldnn_bf16_supported() else "fp32"
 
 
 def epoch_path(out_dir: str, epoch: int) -> str:
@@ -93,7 +82,9 @@ class Trainer:
         if cfg.threads or self.env.distributed:
             cores = os.cpu_count() or 1
             torch.set_num_threads(cfg.threads or max(1, cores // int(os.environ.get("LOCAL_WORLD_SIZE", 1))))
-        self.precision = resolve_precision(cfg.precision, self.device)
+        choice = choose_precision(cfg.precision, self.device, net)
+        self.precision = choice.precision
+        self.meta = {**self.meta, "precision": choice.precision, "precision_reason": choice.reason}
         self.memory_format = torch.channels_last if cfg.channels_last else torch.contiguous_format
         self.net = net.to(self.device, memory_format=self.memory_format)
         self.model: nn.Module = self.net
