@@ -9,7 +9,7 @@ VOT_STAMP := $(VOT_VENV)/.installed
 export MPLBACKEND := Agg
 export PYTHONUNBUFFERED := 1
 
-.PHONY: setup vot-venv quickstart test benchmark clean
+.PHONY: setup vot-venv quickstart real test benchmark clean
 
 $(STAMP): requirements.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -29,6 +29,9 @@ vot-venv: $(VOT_STAMP)
 
 quickstart: $(STAMP)
 	$(BIN)/python tools/run_pipeline.py --config configs/quickstart.yaml
+
+real: $(STAMP)
+	$(BIN)/python tools/run_pipeline.py --config configs/real.yaml
 
 test: $(STAMP) $(VOT_STAMP)
 	$(BIN)/python -m pytest -q

@@ -39,6 +39,19 @@ def test_backends_match_the_plain_forward(slim, crops, backend, tol):
                  / np.abs(want).max()) < tol
 
 
+@pytest.mark.parametrize("backend", ["onnxruntime-int8", "onnxruntime-int8-pct"])
+def test_the_int8_path_of_cpus_without_vnni_keeps_the_same_tolerance(slim, crops, backend, monkeypatch):
+    """Without VNNI the u8s8 kernels can saturate a pair sum, so there the weights are
+    quantized to 7 bits (reduce_range). Forced here on any CPU, that model must meet the
+    unchanged 0.2 tolerance too; on an AVX2-only CPU it is what auto and the tests run."""
+    from siamfc.tracking import onnx_runtime
+
+    monkeypatch.setattr(onnx_runtime, "has_vnni", lambda: False)
+    want = reference(slim, crops)
+    got = make_runner(slim, backend, torch.device("cpu"))(crops)
+    assert float(np.abs(got - want).max() / np.abs(want).max()) < 0.2
+
+
 def test_unknown_backend_is_rejected(slim):
     with pytest.raises(ValueError, match="unknown backend"):
         TorchRunner(slim, torch.device("cpu"), "fp64")
@@ -48,10 +61,11 @@ def test_auto_only_lets_verified_reduced_precision_compete(slim, tmp_path, monke
     monkeypatch.setattr(backends, "CACHE_DIR", str(tmp_path))
     monkeypatch.setattr(backends, "EXACT", ("fp32",))
     monkeypatch.setattr(backends, "REDUCED", ("bf16",))
+    monkeypatch.setattr(backends, "self_check", lambda backbone, backend: False)
     timed = []
     monkeypatch.setattr(backends, "time_runner", lambda runner, crops: timed.append(runner.precision) or
                         {"fp32": 2.0, "bf16": 1.0}[runner.precision])
-    # no accuracy record for these weights: bf16 may not compete, however fast
+    # no accuracy record and a failed self-check: bf16 may not compete, however fast
     assert backends.auto_backend(slim, torch.device("cpu")) == "fp32"
     assert timed == ["fp32"]
     # a benchmark record outside the tolerance changes nothing
@@ -93,6 +107,7 @@ def test_auto_names_every_failure_when_no_backend_runs(slim, tmp_path, monkeypat
 def test_auto_skips_a_failing_backend_and_picks_among_the_rest(slim, tmp_path, monkeypatch):
     monkeypatch.setattr(backends, "CACHE_DIR", str(tmp_path))
     monkeypatch.setattr(backends, "EXACT", ("fp32", "compile"))
+    monkeypatch.setattr(backends, "REDUCED", ())
     real = backends.make_runner
 
     def no_compiler(backbone, name, device=None):
@@ -129,3 +144,36 @@ def test_onnx_runtime_runner_leaves_torch_threads_alone(slim):
         assert torch.get_num_threads() == 2
     finally:
         torch.set_num_threads(before)
+
+
+def test_the_self_check_lets_a_faithful_backend_in_and_keeps_a_broken_one_out(slim, tmp_path, monkeypatch):
+    """Without a benchmark record, the embedded clip decides, and the verdict is cached."""
+    monkeypatch.setattr(backends, "CACHE_DIR", str(tmp_path))
+    real = backends.make_runner
+
+    def fake(backbone, name, device=None):
+        runner = real(backbone, "fp32", device)
+        if name == "onnxruntime-int8":    # a backend that sees the crops upside down
+            return lambda crops: runner(crops[:, ::-1].copy())
+        return runner                     # one that computes exactly what fp32 does
+
+    monkeypatch.setattr(backends, "make_runner", fake)
+    assert backends.self_check(slim, "bf16") is True
+    assert backends.self_check(slim, "onnxruntime-int8") is False
+    cached = json.loads((tmp_path / "self_check.json").read_text())
+    assert sorted(v["passed"] for v in cached.values()) == [False, True]
+    monkeypatch.setattr(backends, "make_runner", lambda *a: (_ for _ in ()).throw(AssertionError("re-ran")))
+    assert backends.self_check(slim, "bf16") is True        # cached: nothing runs again
+
+
+@pytest.mark.parametrize("backend", ["bf16", "onnxruntime-int8"])
+def test_the_self_check_on_the_release_weights(backend, release_30, tmp_path, monkeypatch):
+    """Trained weights: the reduced-precision backends this CPU runs track the clip as
+    fp32 does (bf16 only where it is native: emulated bf16 never wins the timing)."""
+    from siamfc.models.checkpoint import load_checkpoint
+    from siamfc.system import has_native_bf16, has_vnni
+
+    if (backend == "bf16" and not has_native_bf16()) or (backend.endswith("int8") and not has_vnni()):
+        pytest.skip(f"{backend} is not native on this CPU; its verdict here is not the one that matters")
+    monkeypatch.setattr(backends, "CACHE_DIR", str(tmp_path))
+    assert backends.self_check(load_checkpoint(release_30).net.backbone, backend) is True

@@ -7,6 +7,7 @@ from siamfc.config import TrackerConfig
 from siamfc.errors import InputError
 from siamfc.models.checkpoint import random_net
 from siamfc.tracking.factory import TrackerSpec, build_tracker
+from siamfc.tracking.backends import make_runner
 from siamfc.tracking.siamfc import SiamFCTracker
 
 from conftest import REAL, REFERENCE, WEIGHTS, moving_patch_clip, need_shared
@@ -39,14 +40,14 @@ def test_frame_by_frame_parity_with_public_implementation(weights, seq):
 
 @pytest.mark.parametrize("box", [[10, 10, 0, 20], [10, 10, 20, -1], [np.nan, 1, 2, 3]])
 def test_invalid_initial_box_is_rejected(box):
-    tracker = SiamFCTracker(random_net(), TrackerConfig())
+    tracker = SiamFCTracker(make_runner(random_net().backbone, "fp32"), TrackerConfig())
     with pytest.raises(InputError, match="initial box"):
         tracker.init(np.zeros((100, 100, 3), np.uint8), np.array(box, float))
 
 
 def test_target_near_the_border_stays_finite():
     frames, gt = moving_patch_clip(n=8, step=(-8.0, -9.0))
-    tracker = SiamFCTracker(random_net(), TrackerConfig())
+    tracker = SiamFCTracker(make_runner(random_net().backbone, "fp32"), TrackerConfig())
     tracker.init(frames[0], gt[0])
     for f in frames[1:]:
         assert np.isfinite(tracker.update(f)).all()

@@ -16,10 +16,12 @@ compilation and the inference engine are chosen here and nowhere else:
 * ``auto``: the fastest backend that keeps accuracy for these weights on this
   machine, timed once and cached in ``~/.cache/fdsiamfc/auto_backend.json``.
   fp32-exact backends (:data:`EXACT`) always compete; reduced-precision ones
-  (:data:`REDUCED`) only where ``tools/benchmark.py`` measured, for the same
-  weights, a mean AUC within :data:`AUC_TOLERANCE` of fp32 on real footage,
-  above or below: a backend that changes what the tracker does is rejected even
-  when the change happens to score higher.
+  (:data:`REDUCED`) only where they track as fp32 does for the same weights.
+  The full proof is ``tools/benchmark.py``'s: a mean AUC on real footage within
+  :data:`AUC_TOLERANCE` of fp32, above or below (a backend that changes what the
+  tracker does is rejected even when the change happens to score higher). Where
+  no benchmark has run, a self-check decides on first use: an embedded synthetic
+  clip tracked in both precisions, the boxes compared frame by frame.
 """
 from __future__ import annotations
 
@@ -145,11 +147,60 @@ def record_accuracy(backbone: nn.Module, aucs: dict[str, float]) -> None:
 
 
 def verified(backbone: nn.Module) -> list[str]:
-    """Reduced-precision backends measured within tolerance of fp32 for these weights."""
+    """Reduced-precision backends that track as fp32 does for these weights on this
+    machine: by the benchmark's AUC record where there is one, else by :func:`self_check`."""
     aucs = _load("accuracy.json").get(machine_id(), {}).get(weights_key(backbone), {})
-    if "fp32" not in aucs:
-        return []
-    return [b for b in REDUCED if b in aucs and abs(aucs[b] - aucs["fp32"]) <= AUC_TOLERANCE]
+    out = []
+    for b in REDUCED:
+        if "fp32" in aucs and b in aucs:
+            if abs(aucs[b] - aucs["fp32"]) <= AUC_TOLERANCE:
+                out.append(b)
+        elif self_check(backbone, b):
+            out.append(b)
+    return out
+
+
+SELF_CHECK_FRAMES = 40
+SELF_CHECK_IOU = 0.9      # a frame agrees when its box overlaps fp32's at least this much
+SELF_CHECK_AGREE = 0.95   # and this fraction of the frames must agree
+SELF_CHECK_SEED = 8       # a clip the release weights follow (mean IoU to its truth 0.6)
+
+
+def self_check(backbone: nn.Module, backend: str) -> bool:
+    """Does ``backend`` track an embedded synthetic clip as fp32 does, frame by frame?
+    Cached per machine, weights and backend in ``self_check.json``."""
+    key = json.dumps([machine_id(), weights_key(backbone), backend])
+    cached = _load("self_check.json").get(key)
+    if cached is not None:
+        return bool(cached["passed"])
+    from got10k.utils.metrics import rect_iou
+
+    from ..data.synthetic import render_sequence
+    from .siamfc import SiamFCTracker
+
+    clip = render_sequence(np.random.SeedSequence(SELF_CHECK_SEED), SELF_CHECK_FRAMES, 320, 240)
+    try:
+        ref, other = (SiamFCTracker(make_runner(backbone, name, torch.device("cpu")), backend=name)
+                      for name in ("fp32", backend))
+        for t in (ref, other):
+            t.init(clip.frames[0], clip.boxes[0])
+        ious = []
+        for frame in clip.frames[1:]:
+            # Each frame from fp32's state: one step's decision is compared, so a tie that
+            # a distractor makes cannot send the two runs apart for the rest of the clip.
+            other.center, other.target_sz, other.z_sz, other.x_sz = (
+                ref.center.copy(), ref.target_sz.copy(), ref.z_sz, ref.x_sz)
+            ious.append(float(rect_iou(ref.update(frame)[None], other.update(frame)[None])[0]))
+        agree, worst = float(np.mean(np.array(ious) >= SELF_CHECK_IOU)), min(ious)
+        note = (f"{100 * agree:.0f}% of {len(ious)} frames within IoU {SELF_CHECK_IOU} of fp32's box "
+                f"(worst {worst:.3f})")
+    except (RuntimeError, OSError, ImportError, InputError, ValueError) as e:
+        agree, worst, note = 0.0, 0.0, f"cannot run here ({type(e).__name__})"
+    passed = agree >= SELF_CHECK_AGREE
+    print(f"auto backend: {backend} self-check on the embedded clip: {note} -> "
+          f"{'may compete' if passed else 'left out'}")
+    _update("self_check.json", lambda data: {**data, key: {"passed": passed, "agree": agree, "worst_iou": worst}})
+    return passed
 
 
 def auto_backend(backbone: nn.Module, device: torch.device | None = None) -> str:

@@ -99,11 +99,12 @@ def _stem(spec: TrackerSpec) -> str:
 
 def _siamfc(spec: TrackerSpec) -> Any:
     from ..models.checkpoint import load_checkpoint
+    from .backends import make_runner
     from .siamfc import SiamFCTracker
 
     cfg = spec.tracker_config()
     net = load_checkpoint(spec.checkpoint, cfg.out_scale).net
-    return SiamFCTracker(net, cfg, name=spec.tracker_name, backend=spec.backend)
+    return SiamFCTracker(make_runner(net.backbone, spec.backend), cfg, name=spec.tracker_name, backend=spec.backend)
 
 
 def _plain(spec: TrackerSpec) -> Any:
@@ -123,14 +124,12 @@ def _check_checkpoint(spec: TrackerSpec) -> None:
 
 
 def _onnx(spec: TrackerSpec) -> Any:
-    import torch
-
     from .onnx_runtime import OnnxRunner
     from .siamfc import SiamFCTracker
 
     _check_onnx(spec)
-    return SiamFCTracker(None, spec.tracker_config(), name=spec.tracker_name, device=torch.device("cpu"),
-                         backend="onnxruntime", runner=OnnxRunner(spec.checkpoint))
+    return SiamFCTracker(OnnxRunner(spec.checkpoint), spec.tracker_config(), name=spec.tracker_name,
+                         backend="onnxruntime")
 
 
 def _check_onnx(spec: TrackerSpec) -> None:
@@ -144,10 +143,12 @@ def _check_onnx(spec: TrackerSpec) -> None:
 
 def _random(spec: TrackerSpec) -> Any:
     from ..models.checkpoint import random_net
+    from .backends import make_runner
     from .siamfc import SiamFCTracker
 
     cfg = spec.tracker_config()
-    return SiamFCTracker(random_net(spec.seed).eval(), cfg, name=spec.tracker_name, backend=spec.backend)
+    return SiamFCTracker(make_runner(random_net(spec.seed).eval().backbone, spec.backend), cfg,
+                         name=spec.tracker_name, backend=spec.backend)
 
 
 def _identity(spec: TrackerSpec) -> Any:

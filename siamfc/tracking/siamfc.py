@@ -2,19 +2,16 @@
 from __future__ import annotations
 
 import time
-from typing import Any
+from typing import Any, Callable
 
 import cv2
 import numpy as np
-import torch
 from got10k.trackers import Tracker
 
 from ..geometry import context_size, crop_region, fill_color, from_center, is_valid_box, to_center
 from ..config import TrackerConfig
 from ..data.sequences import read_frame
 from ..errors import InputError
-from ..models.net import SiamNet
-from .backends import default_device, make_runner
 from .ops import Correlator
 
 
@@ -26,17 +23,11 @@ class SiamFCTracker(Tracker):
     scale changes, add a cosine window and move to the peak.
     """
 
-    def __init__(self, net: SiamNet | None = None, cfg: TrackerConfig | None = None,
-                 name: str = "SiamFC", device: torch.device | None = None,
-                 backend: str = "fp32", runner: Any = None) -> None:
+    def __init__(self, runner: Callable[[np.ndarray], np.ndarray], cfg: TrackerConfig | None = None,
+                 name: str = "SiamFC", backend: str = "fp32") -> None:
         super().__init__(name, is_deterministic=True)
         self.cfg = cfg = cfg or TrackerConfig()
-        self.device = device or default_device()
-        if runner is None:
-            if net is None:
-                raise ValueError("give a network or a backbone runner")
-            runner = make_runner(net.backbone, backend, self.device)
-        self.runner = runner
+        self.runner = runner   # the backbone on some backend (tracking/backends.py builds it)
         self.backend = backend
         self.upscale_sz = cfg.response_up * cfg.response_sz
         hann = np.outer(np.hanning(self.upscale_sz), np.hanning(self.upscale_sz))
