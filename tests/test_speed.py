@@ -1,5 +1,5 @@
 """The speed benchmark's tables: ours against the plain baseline of the same run."""
-from siamfc.evaluation.speed import markdown, side_by_side, training_gflop_per_pair
+from siamfc.evaluation.speed import markdown, outside_ms, side_by_side, training_gflop_per_pair
 
 
 def row(tracker, backend, fps, latency):
@@ -15,6 +15,7 @@ def test_the_side_by_side_table_divides_ours_by_the_plain_row_of_the_same_model(
     text = markdown({"cpu": "CPU X", "isa": "avx2", "threads": 2, "torch": "2", "rows": rows,
                      "gemm_peak_gflops": {"fp32": 100.0, "bf16": 200.0, "int8": 400.0}})
     assert "| FD-0.3 | 20.0 | 30.0 (auto -> fp32) | 1.50x | 10.0 / 13.3 |" in text
+    assert outside_ms(row("full", "plain", 5.0, 250.0)) == "n/a (timings noisy)"
     assert text.startswith("CPU X (avx2)")
 
 
