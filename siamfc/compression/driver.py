@@ -11,6 +11,7 @@ resumes the phase in flight from its last epoch checkpoint.
 """
 from __future__ import annotations
 
+import functools
 import os
 import time
 from dataclasses import asdict, dataclass
@@ -111,23 +112,34 @@ class Compressor:
     def net_for(self, step: int) -> SiamNet:
         return SiamNet(FDChain(self.plan(step)))
 
-    def sample(self) -> torch.Tensor:
-        """Fixed training crops (search images) for the inherit initialisation."""
+    @functools.cached_property
+    def _sample(self) -> torch.Tensor:
         from ..data.pairs import PairDataset
         ds = PairDataset(self.crops_dir, self.cfg.step.pairs, self.cfg.seed)
         n = min(self.cfg.sample_images, len(ds))
         idx = torch.linspace(0, len(ds) - 1, n).long().tolist()
         return torch.stack([ds[i][1] for i in idx]).float()
 
-    def teacher_net(self) -> SiamNet:
-        """The teacher as a step-0 FD network. Where it trains BN in train mode and its BN
-        layers are the identity (BN folded into the convs), they get real statistics first."""
+    def sample(self) -> torch.Tensor:
+        """Fixed training crops (search images) for the inherit initialisation, read once."""
+        return self._sample
+
+    @functools.cached_property
+    def _teacher_ready(self) -> dict[str, torch.Tensor]:
         net = self.net_for(0)
         net.load_state_dict(self.teacher_state)
         if "train" in (self.cfg.step.bn, self.cfg.finetune.bn) and identity_bns(net.backbone):
             changed = reexpress_identity_bns(net.backbone, self.sample())
             print(f"teacher: {len(changed)} identity BN layers given the statistics of their inputs "
                   f"({', '.join(changed)})")
+        return net.state_dict()
+
+    def teacher_net(self) -> SiamNet:
+        """The teacher as a step-0 FD network. Where it trains BN in train mode and its BN
+        layers are the identity (BN folded into the convs), they get real statistics first
+        (once per run)."""
+        net = self.net_for(0)
+        net.load_state_dict(self._teacher_ready)
         return net.eval()
 
     def previous(self, index: int) -> tuple[dict[str, torch.Tensor], int]:

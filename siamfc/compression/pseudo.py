@@ -119,14 +119,15 @@ def pseudo_label(teacher: TrackerSpec, root: str, out: str, cfg: PseudoConfig,
     tracker = build_tracker(teacher)
     os.makedirs(out, exist_ok=True)
     kept, dropped = [], 0
-    jobs = [(name, i, start) for name, folder in seqs.items()
-            for i, start in enumerate(range(0, len(list_frames(folder)), cfg.clip_len))]
+    frames_of = {name: list_frames(folder) for name, folder in seqs.items()}
+    jobs = [(name, i, start) for name, frames in frames_of.items()
+            for i, start in enumerate(range(0, len(frames), cfg.clip_len))]
     for job, (name, i, start) in enumerate(tqdm(jobs, desc="pseudo labels", unit="clip")):
         clip = f"{name}_c{i + 1:02d}"
         if os.path.isdir(os.path.join(out, clip)):
             kept.append(clip)
             continue
-        frames = list_frames(seqs[name])[start:start + cfg.clip_len]
+        frames = frames_of[name][start:start + cfg.clip_len]
         if len(frames) < cfg.min_frames:
             continue
         rng = np.random.default_rng([cfg.seed, job])

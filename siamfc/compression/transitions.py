@@ -79,13 +79,17 @@ def init_hourglass(new: FDChain, old: FDChain, layer: int, sample: torch.Tensor)
     squeeze.weight.copy_(w_s[:, :, None, None].float())
     squeeze.bias.copy_(b_s.float())
     if combine is None and new.plan.base[layer - 1].bn:   # the last layer's narrowed BN sees the squeeze
-        squeezed = torch.nn.functional.conv2d(feats.float(), squeeze.weight, squeeze.bias, groups=groups)
-        bn = getattr(new, f"conv{layer}")[1]
-        bn.running_mean.copy_(squeezed.mean((0, 2, 3)))
-        bn.running_var.copy_(squeezed.var((0, 2, 3), unbiased=False))
+        _measure_bn(getattr(new, f"conv{layer}")[1],
+                    F.conv2d(feats.float(), squeeze.weight, squeeze.bias, groups=groups))
     if combine is not None:
         combine.weight.copy_(w_c[:, :, None, None].float())
         combine.bias.copy_(mean.float())
+
+
+def _measure_bn(bn: torch.nn.BatchNorm2d, x: torch.Tensor) -> None:
+    """Give ``bn`` the statistics of its input ``x``."""
+    bn.running_mean.copy_(x.mean((0, 2, 3)))
+    bn.running_var.copy_(x.var((0, 2, 3), unbiased=False))
 
 
 def _bn_scale(block: torch.nn.Sequential, has_bn: bool, channels: int) -> torch.Tensor:
@@ -141,8 +145,7 @@ def init_narrowed(new: FDChain, old: FDChain, layer: int, sample: torch.Tensor,
     has_bn = new.plan.base[layer - 1].bn
     if has_bn:
         bn = bn_block[1]
-        bn.running_mean.copy_(squeezed.mean((0, 2, 3)))
-        bn.running_var.copy_(squeezed.var((0, 2, 3), unbiased=False))
+        _measure_bn(bn, squeezed)
         bn.weight.fill_(1.0)
     conv = getattr(new, f"conv{layer + 1}")[0]
     nxt = new.plan.base[layer]

@@ -195,10 +195,11 @@ def crop_dataset(layout: str, root: str, out: str, cfg: CropConfig | None = None
         unknown = sorted(set(only) - set(names))
         if unknown:
             raise InputError(f"{root}: no sequence named {', '.join(unknown)} in this {layout} dataset")
-        names = [n for n in names if n in set(only)]
+    wanted = set(names if only is None else only)
+    names = [n for n in names if n in wanted]
     os.makedirs(out, exist_ok=True)
     todo = [(i, os.path.join(out, safe_name(n)), cfg) for i, n in enumerate(_STATE["dataset"].seq_names)
-            if n in names and not os.path.isfile(os.path.join(out, safe_name(n), META))]
+            if n in wanted and not os.path.isfile(os.path.join(out, safe_name(n), META))]
     problems: list[str] = []
     with tqdm(total=len(names), initial=len(names) - len(todo), desc="cropping", unit="seq") as bar:
         if workers > 1 and len(todo) > 1:

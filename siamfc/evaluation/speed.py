@@ -171,11 +171,16 @@ def run(out: str, threads: int = 2, backends: tuple[str, ...] = BACKENDS[:-1],
         aucs: dict[str, float] = {}
 
         def measure(backend: str) -> Row:
-            latency = backbone_latency(backbone, backend)
-            s = evaluate(TrackerSpec("siamfc", ckpt, backend, name=f"{name}-{backend}"), "folder", root,
-                         os.path.join(out, "runs"), workers=1, threads=threads, only=sequences,
-                         summary_file=f"summary_{name}-{backend}.json")
-            aucs[backend] = s["mean_auc"]
+            """One row; ``plain`` is the baseline tracker, anything else a backend of ours."""
+            if backend == "plain":
+                latency, spec = plain_latency(backbone), TrackerSpec("plain", ckpt, name=f"{name}-plain")
+            else:
+                latency, spec = backbone_latency(backbone, backend), TrackerSpec("siamfc", ckpt, backend,
+                                                                                 name=f"{name}-{backend}")
+            s = evaluate(spec, "folder", root, os.path.join(out, "runs"), workers=1, threads=threads,
+                         only=sequences, summary_file=f"summary_{name}-{backend}.json")
+            if backend != "plain":
+                aucs[backend] = s["mean_auc"]
             row = Row(name, backend, count_params(backbone), round(state_dict_mb(backbone), 3), round(g, 3),
                       round(latency, 2), round(3 * g / latency * 1e3, 1), round(s["fps"], 1),
                       round(s["mean_auc"], 4), round(s["mean_precision"], 4))
@@ -186,14 +191,7 @@ def run(out: str, threads: int = 2, backends: tuple[str, ...] = BACKENDS[:-1],
 
         for backend in backends:
             measure(backend)
-        latency = plain_latency(backbone)
-        s = evaluate(TrackerSpec("plain", ckpt, name=f"{name}-plain"), "folder", root, os.path.join(out, "runs"),
-                     workers=1, threads=threads, only=sequences, summary_file=f"summary_{name}-plain.json")
-        plain = Row(name, "plain", count_params(backbone), round(state_dict_mb(backbone), 3), round(g, 3),
-                    round(latency, 2), round(3 * g / latency * 1e3, 1), round(s["fps"], 1),
-                    round(s["mean_auc"], 4), round(s["mean_precision"], 4))
-        rows.append(plain)
-        print(f"{name:12s} {'plain':17s} latency {latency:7.2f} ms  fps {s['fps']:7.1f}  AUC {s['mean_auc']:.4f}")
+        plain = measure("plain")
         if "fp32" in aucs:
             record_accuracy(backbone, aucs)
             choice = auto_backend(backbone, torch.device("cpu"))

@@ -6,6 +6,7 @@
 """
 from __future__ import annotations
 
+import importlib
 from typing import Any, Callable
 
 from ..config import load_yaml
@@ -17,18 +18,15 @@ from ..stages import StagedJob
 JOBS: Registry[Callable[[str, dict[str, Any], str | None], StagedJob]] = Registry("job")
 
 
-def _quickstart(path: str, data: dict[str, Any], out: str | None) -> StagedJob:
-    from .quickstart import make_job
-    return make_job(path, data, out)
+def _lazy(module: str) -> Callable[[str, dict[str, Any], str | None], StagedJob]:
+    """The job's ``make_job``, imported only when that job is run."""
+    def make(path: str, data: dict[str, Any], out: str | None) -> StagedJob:
+        return importlib.import_module(f"{__name__}.{module}").make_job(path, data, out)
+    return make
 
 
-def _real(path: str, data: dict[str, Any], out: str | None) -> StagedJob:
-    from .real import make_job
-    return make_job(path, data, out)
-
-
-JOBS.add("quickstart", _quickstart)
-JOBS.add("real", _real)
+JOBS.add("quickstart", _lazy("quickstart"))
+JOBS.add("real", _lazy("real"))
 
 
 def load_job(path: str, out: str | None = None) -> StagedJob:

@@ -23,8 +23,9 @@ from ..evaluation import evaluate, report_together
 from ..evaluation.benchmarks import load_benchmark
 from ..evaluation.speed import tracker_fps
 from ..files import read_json, write_json
-from ..models.backbone import FULL_WIDTHS
+from ..models.backbone import alexnet_layers
 from ..models.checkpoint import load_checkpoint
+from ..models.fd import FDPlan
 from ..models.stats import count_params, gflops, state_dict_mb
 from ..report import render_report
 from ..stages import StagedJob
@@ -63,10 +64,10 @@ def load_config(path: str) -> QuickstartConfig:
 
 def make_job(path: str, data: dict[str, Any], out: str | None = None) -> "Pipeline":
     cfg = from_dict(QuickstartConfig, data, f"{path}:")
-    layers = len(FULL_WIDTHS)   # the teacher this job trains is the full AlexNet
-    if len(cfg.compress.rates) not in (1, layers):
-        raise ConfigError(f"{path}:compress.rates", f"{len(cfg.compress.rates)} rates: give one, or one per layer "
-                                                    f"of the {layers}-layer teacher")
+    try:   # the teacher this job trains is the full AlexNet: its plan is known before any work
+        FDPlan(alexnet_layers(), tuple(cfg.compress.rates), 0, cfg.compress.grouping)
+    except ValueError as e:
+        raise ConfigError(f"{path}:compress.rates", str(e)) from None
     if out:
         cfg.pipeline.out = out
     return Pipeline(cfg)

@@ -188,8 +188,7 @@ def self_check(backbone: nn.Module, backend: str) -> bool:
         for frame in clip.frames[1:]:
             # Each frame from fp32's state: one step's decision is compared, so a tie that
             # a distractor makes cannot send the two runs apart for the rest of the clip.
-            other.center, other.target_sz, other.z_sz, other.x_sz = (
-                ref.center.copy(), ref.target_sz.copy(), ref.z_sz, ref.x_sz)
+            other.follow(ref)
             ious.append(float(rect_iou(ref.update(frame)[None], other.update(frame)[None])[0]))
         agree, worst = float(np.mean(np.array(ious) >= SELF_CHECK_IOU)), min(ious)
         note = (f"{100 * agree:.0f}% of {len(ious)} frames within IoU {SELF_CHECK_IOU} of fp32's box "

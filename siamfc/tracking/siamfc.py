@@ -15,7 +15,52 @@ from ..errors import InputError
 from .ops import Correlator
 
 
-class SiamFCTracker(Tracker):
+class SiamFCBase(Tracker):
+    """What every SiamFC tracker shares, whatever runs its per-frame work: the scale
+    pyramid and its penalties, the cosine window, the target's state and how one
+    frame's peak moves it."""
+
+    def __init__(self, name: str, cfg: TrackerConfig | None = None) -> None:
+        super().__init__(name, is_deterministic=True)
+        self.cfg = cfg = cfg or TrackerConfig()
+        self.upscale_sz = cfg.response_up * cfg.response_sz
+        hann = np.outer(np.hanning(self.upscale_sz), np.hanning(self.upscale_sz))
+        self.hann_window = hann / hann.sum()
+        half = cfg.scale_num // 2
+        self.scale_factors = cfg.scale_step ** np.linspace(-half, half, cfg.scale_num)
+        self.scale_weights = np.full(cfg.scale_num, cfg.scale_penalty, dtype=np.float32)
+        self.scale_weights[half] = 1.0
+
+    def start(self, img: np.ndarray, box: np.ndarray) -> None:
+        """The target's state from the first box: centre, size and the two crop sides."""
+        if not is_valid_box(box):
+            raise InputError(f"initial box {np.asarray(box).tolist()} is not a finite box with positive size")
+        self.center, self.target_sz = to_center(box)
+        self.z_sz = context_size(self.target_sz, self.cfg.context)
+        self.x_sz = self.z_sz * self.cfg.instance_sz / self.cfg.exemplar_sz
+
+    def follow(self, other: "SiamFCBase") -> None:
+        """Take ``other``'s target state (to compare one frame's decision of two trackers)."""
+        self.center, self.target_sz = other.center.copy(), other.target_sz.copy()
+        self.z_sz, self.x_sz = other.z_sz, other.x_sz
+
+    def move(self, loc: tuple[int, int], scale_id: int) -> np.ndarray:
+        """Move to the peak ``loc`` of the upsampled map of scale ``scale_id``; damp the scale."""
+        cfg = self.cfg
+        disp = (np.array(loc) - (self.upscale_sz - 1) / 2) * cfg.total_stride / cfg.response_up
+        self.center = self.center + disp * self.x_sz * self.scale_factors[scale_id] / cfg.instance_sz
+        scale = (1 - cfg.scale_lr) + cfg.scale_lr * self.scale_factors[scale_id]
+        self.target_sz = self.target_sz * scale
+        self.z_sz *= scale
+        self.x_sz *= scale
+        return from_center(self.center, self.target_sz)
+
+    def track(self, img_files: list[str], box: np.ndarray,
+              visualize: bool = False) -> tuple[np.ndarray, np.ndarray]:
+        return run_tracker(self, img_files, box, visualize)
+
+
+class SiamFCTracker(SiamFCBase):
     """Fully-convolutional Siamese tracker (Bertinetto et al., 2016).
 
     Per frame: crop the search region at ``scale_num`` scales, embed them in one
@@ -25,17 +70,10 @@ class SiamFCTracker(Tracker):
 
     def __init__(self, runner: Callable[[np.ndarray], np.ndarray], cfg: TrackerConfig | None = None,
                  name: str = "SiamFC", backend: str = "fp32") -> None:
-        super().__init__(name, is_deterministic=True)
-        self.cfg = cfg = cfg or TrackerConfig()
+        super().__init__(name, cfg)
+        cfg = self.cfg
         self.runner = runner   # the backbone on some backend (tracking/backends.py builds it)
         self.backend = backend
-        self.upscale_sz = cfg.response_up * cfg.response_sz
-        hann = np.outer(np.hanning(self.upscale_sz), np.hanning(self.upscale_sz))
-        self.hann_window = hann / hann.sum()
-        half = cfg.scale_num // 2
-        self.scale_factors = cfg.scale_step ** np.linspace(-half, half, cfg.scale_num)
-        self.scale_weights = np.full(cfg.scale_num, cfg.scale_penalty, dtype=np.float32)
-        self.scale_weights[half] = 1.0
         self.last_score = 0.0
         # Per-frame work reuses these buffers: nothing is allocated in update().
         up = self.upscale_sz
@@ -46,14 +84,9 @@ class SiamFCTracker(Tracker):
 
     def init(self, image: Any, box: np.ndarray) -> None:
         img = np.asarray(image)
-        if not is_valid_box(box):
-            raise InputError(f"initial box {np.asarray(box).tolist()} is not a finite box with positive size")
-        cfg = self.cfg
-        self.center, self.target_sz = to_center(box)
-        self.z_sz = context_size(self.target_sz, cfg.context)
-        self.x_sz = self.z_sz * cfg.instance_sz / cfg.exemplar_sz
+        self.start(img, box)
         self.fill = fill_color(img)
-        z = crop_region(img, self.center, self.z_sz, cfg.exemplar_sz, self.fill)
+        z = crop_region(img, self.center, self.z_sz, self.cfg.exemplar_sz, self.fill)
         self.correlate = Correlator(self.runner(z[None]))
 
     def response(self, image: Any) -> np.ndarray:
@@ -83,19 +116,7 @@ class SiamFCTracker(Tracker):
         response /= response.sum() + 1e-16
         np.multiply(response, 1 - cfg.window_influence, out=self._mix)
         self._mix += self._window
-        loc = np.unravel_index(self._mix.argmax(), self._mix.shape)
-
-        disp = (np.array(loc) - (self.upscale_sz - 1) / 2) * cfg.total_stride / cfg.response_up
-        self.center = self.center + disp * self.x_sz * self.scale_factors[scale_id] / cfg.instance_sz
-        scale = (1 - cfg.scale_lr) + cfg.scale_lr * self.scale_factors[scale_id]
-        self.target_sz = self.target_sz * scale
-        self.z_sz *= scale
-        self.x_sz *= scale
-        return from_center(self.center, self.target_sz)
-
-    def track(self, img_files: list[str], box: np.ndarray,
-              visualize: bool = False) -> tuple[np.ndarray, np.ndarray]:
-        return run_tracker(self, img_files, box, visualize)
+        return self.move(np.unravel_index(self._mix.argmax(), self._mix.shape), scale_id)
 
 
 def run_tracker(tracker: Tracker, img_files: list[str], box: np.ndarray,
