@@ -86,6 +86,14 @@ positive_int_arg = _number(int, 0, True)    # 1, 2, ...
 positive_float_arg = _number(float, 0, True)
 
 
+def fraction_arg(text: str) -> float:
+    """A number in [0, 1)."""
+    value = _number(float, 0, False)(text)
+    if value >= 1:
+        raise argparse.ArgumentTypeError(f"{text} is out of range; it must be < 1")
+    return value
+
+
 def file_arg(text: str) -> str:
     if not os.path.isfile(text):
         raise argparse.ArgumentTypeError(f"{text}: no such file")

@@ -50,15 +50,19 @@ class StagedJob:
 
     def run(self, log: Callable[[str], None] = print) -> None:
         for stage in self.STAGES:
-            if self.done(stage):
-                log(f"== {stage}: already complete, skipped")
-                continue
-            log(f"== {stage}")
-            start = time.perf_counter()
-            info = getattr(self, f"stage_{stage}")() or {}
-            info["seconds"] = round(time.perf_counter() - start, 1)
-            write_json(self.marker(stage), info)
-            log(f"== {stage}: done in {info['seconds']:.0f} s")
+            self.run_stage(stage, log)
+
+    def run_stage(self, stage: str, log: Callable[[str], None] = print) -> None:
+        """Run one stage unless it is marked done."""
+        if self.done(stage):
+            log(f"== {stage}: already complete, skipped")
+            return
+        log(f"== {stage}")
+        start = time.perf_counter()
+        info = getattr(self, f"stage_{stage}")() or {}
+        info["seconds"] = round(time.perf_counter() - start, 1)
+        write_json(self.marker(stage), info)
+        log(f"== {stage}: done in {info['seconds']:.0f} s")
 
     def stage_seconds(self) -> dict[str, float]:
         return {s: self.result(s)["seconds"] for s in self.STAGES if self.done(s)}

@@ -61,9 +61,9 @@ def test_killed_mid_phase_resumes_without_redoing_finished_phases(setup, tmp_pat
     assert [p["name"] for p in state["phases"]] == ["step1", "finetune1", "step2", "finetune2"]
     for p in state["phases"][:2]:
         assert (out / p["selected"]).stat().st_mtime_ns == stamps[p["name"]]
-    # each phase scored its candidate epochs and kept the best
+    # each phase scored its starting network (epoch 0) and candidate epochs and kept the best
     step1 = state["phases"][0]
-    assert [c["epoch"] for c in step1["candidates"]] == [1, 2]
+    assert [c["epoch"] for c in step1["candidates"]] == [0, 1, 2]
     assert step1["selected_epoch"] == max(step1["candidates"], key=lambda c: c["score"])["epoch"]
     assert "| step2 |" in (out / "compress_log.md").read_text()
     net = load_checkpoint(final).net
@@ -73,6 +73,7 @@ def test_killed_mid_phase_resumes_without_redoing_finished_phases(setup, tmp_pat
 def test_step_phases_train_only_their_parameters(setup, tmp_path):
     cfg = tiny_cfg(setup["data"], transition="fresh")
     cfg.last_step = 1
+    cfg.init_candidate = False   # what training changed, not whether selection kept it
     out = tmp_path / "fresh"
     compressor = Compressor(cfg, str(setup["teacher"]), str(setup["crops"]), str(out))
     compressor.run()
@@ -118,3 +119,51 @@ def test_rejects_an_fd_network_as_teacher_and_rates_that_do_not_fit(setup, tmp_p
     with pytest.raises(InputError, match=r"rates \[0.5, 0.5, 0.5\] do not fit its 5-layer chain"):
         Compressor(cfg, str(setup["teacher"]), str(setup["crops"]), str(tmp_path / "y"))
     assert not (tmp_path / "x").exists() and not (tmp_path / "y").exists()
+
+
+def test_random_region_pairs_and_the_teacher_bank_train_without_a_label(setup, tmp_path):
+    """data: frames: pairs cut anywhere in the frames (never from a held-out tail), the
+    teacher's outputs computed once, and phases that train on them."""
+    from siamfc.data.frames import FramePairConfig, cut_pairs, training_frames
+    from siamfc.training.bank import TeacherBank
+
+    crops = tmp_path / "crops"
+    crop_dataset("got10k", str(setup["data"]), str(crops), hold_tail=0.3)
+    frames = training_frames(str(crops))
+    assert len(frames) == 3 and all(len(f) == 7 for f in frames)   # 10 frames, the last 3 held out
+    fcfg = FramePairConfig(pairs=6, seed=1)
+    z, x = cut_pairs(frames, fcfg)
+    assert z.shape == (6, 3, 127, 127) and x.shape == (6, 3, 239, 239) and z.dtype == torch.uint8
+    assert torch.equal(cut_pairs(frames, fcfg)[1], x)   # seeded: a resumed run cuts the same pairs
+    teacher = load_checkpoint(setup["teacher"]).net
+    bank = TeacherBank(z, x, teacher)
+    with torch.no_grad():
+        want = teacher.eval()(z[:2].float(), x[:2].float())
+    torch.testing.assert_close(bank.targets(torch.tensor([0, 1]))[0], want)
+    cfg = tiny_cfg(setup["data"])
+    cfg.data, cfg.frames, cfg.last_step = "frames", fcfg, 1
+    cfg.loss.track, cfg.loss.response, cfg.loss.features = 0.0, 1.0, 1.0
+    out = tmp_path / "run"
+    Compressor(cfg, str(setup["teacher"]), str(crops), str(out)).run()
+    state = json.loads((out / "state.json").read_text())
+    assert [len(p["pairs_per_s"]) for p in state["phases"]] == [2, 1]
+    assert state["phases"][0]["arithmetic"]["gflop_per_pair"] > 0
+    cfg.loss.track = 1.0
+    with pytest.raises(InputError, match="CompressConfig.data"):
+        cfg.check()
+
+
+def test_the_loss_guard_stops_a_finite_divergence(tmp_path):
+    from siamfc.training.trainer import TrainingDiverged
+
+    trainer = Trainer.__new__(Trainer)
+    trainer.cfg, trainer.history, trainer.out_dir = TrainConfig(guard=3.0), [], str(tmp_path)
+    trainer.check_guard(1, [1.0] * 20)            # sets the starting level
+    trainer.check_guard(1, [1.0] * 10 + [4.0] * 10)   # 2.5x: still allowed
+    with pytest.raises(TrainingDiverged, match="rose from 1 to 6"):
+        trainer.check_guard(1, [6.0] * 20)
+    trainer.history = [{"loss": 10.0}]            # later epochs compare with the first epoch's mean
+    trainer.check_guard(2, [25.0] * 20)
+    off = Trainer.__new__(Trainer)
+    off.cfg, off.history = TrainConfig(), []
+    off.check_guard(1, [1e9] * 20)                # guard 0: off

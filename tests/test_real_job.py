@@ -32,6 +32,9 @@ def write_got10k(root: Path, names: list[str], n: int = 12) -> None:
         for i, f in enumerate(frames):
             cv2.imwrite(str(seq / f"{i + 1:08d}.jpg"), cv2.cvtColor(f, cv2.COLOR_RGB2BGR))
         (seq / "groundtruth.txt").write_text("".join(",".join(f"{v:.1f}" for v in b) + "\n" for b in boxes))
+        (seq / "meta_info.ini").write_text("[METAINFO]\nobject_class: patch\nanno_fps: 10Hz\n")
+        for label, value in (("absence", 0), ("cover", 8), ("cut_by_image", 0)):
+            (seq / f"{label}.label").write_text(f"{value}\n" * n)
     (train / "list.txt").write_text("\n".join(names) + "\n")
 
 
@@ -116,3 +119,38 @@ def test_the_shared_weights_load_as_teachers(name, widths, tmp_path):
     assert tuple(layer.width for layer in c.base) == widths
     expected = (14, 38, 56, 56, 38) if "30" in name else (28, 76, 114, 114, 76)
     assert c.final.slim == expected and c.last_step == 9
+
+
+def test_training_tails_are_kept_out_of_training_and_tracked_for_selection(world, tmp_path):
+    """The last ``real.tail`` of every training sequence: invalid in the crop index (no
+    pair can use it) and, cut at the same frame, a selection sequence of its own."""
+    from siamfc.data.pairs import PairConfig, PairDataset
+    from siamfc.data.sequences import tail_cut
+    from siamfc.evaluation.benchmarks import load_benchmark
+
+    root = str(world["shared"] / "data" / "train_real")
+    index = crop_dataset("got10k", root, str(tmp_path / "crops"), only=["vidB"], hold_tail=0.25)
+    entry = index["sequences"][0]
+    cut = tail_cut(12, 0.25)
+    assert cut == 9 and entry["held_out_from"] == cut
+    assert entry["valid"][cut:] == "000" and "1" in entry["valid"][:cut]
+    ds = PairDataset(str(tmp_path / "crops"), PairConfig(pairs_per_seq=40))
+    frames = {f for i in range(len(ds)) for f in ds.sample(i, np.random.default_rng(i))[1:]}
+    assert max(frames) < cut
+    whole = load_benchmark("got10k-train", root, only=["vidB"]).sequences[0]
+    tail = load_benchmark("got10k-train", root, only=["vidB"], tails=0.25).sequences[0]
+    assert tail.name == "vidB_tail" and tail.frames == whole.frames[cut:]
+    np.testing.assert_array_equal(tail.boxes, whole.boxes[cut:])
+
+
+def test_ablation_overrides_are_checked_like_the_config(world, tmp_path):
+    from test_bad_input_matrix import call_tool
+
+    cfg = real_config(tmp_path, world["shared"])
+    bad = call_tool("ablate_real.py", "--config", str(cfg), "--experiment", "halve", "--name", "x",
+                    "--out", str(tmp_path / "abl"), "halve.targets=sideways")
+    assert bad.code == 2 and "halve.targets" in bad.err and "Traceback" not in bad.err
+    bad = call_tool("ablate_real.py", "--config", str(cfg), "--experiment", "halve", "--name", "x",
+                    "--out", str(tmp_path / "abl"), "halve.targets")
+    assert bad.code == 2 and "KEY=VALUE" in bad.err
+    assert not (tmp_path / "abl").exists()

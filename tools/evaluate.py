@@ -8,7 +8,7 @@ Examples:
 from __future__ import annotations
 
 
-from siamfc.cli import ArgParser, dir_arg, file_arg, positive_int_arg, run
+from siamfc.cli import ArgParser, count_arg, dir_arg, file_arg, fraction_arg, positive_int_arg, run
 from siamfc.config import TrackerConfig, load_section, to_dict
 from siamfc.evaluation import evaluate, format_table
 from siamfc.evaluation.benchmarks import BENCHMARKS
@@ -31,10 +31,14 @@ def main() -> None:
     p.add_argument("--config", type=file_arg, help="YAML config whose 'track' section overrides SiamFC's defaults")
     p.add_argument("--name", help="tracker name in results and plots (default: checkpoint file name)")
     p.add_argument("--sequences", nargs="*", help="only these sequences")
+    p.add_argument("--segment", type=count_arg, default=0, help="track in pieces of this many frames (0: whole)")
+    p.add_argument("--tails", type=fraction_arg, default=0.0,
+                   help="track only the last fraction of each sequence (what the real job holds out of training)")
     args = p.parse_args()
     cfg = load_section(args.config, "track", TrackerConfig)
     spec = TrackerSpec.parse(args.checkpoint, backend=args.backend, options=to_dict(cfg), name=args.name)
-    summary = evaluate(spec, args.benchmark, args.root, args.out, args.workers, args.sequences)
+    summary = evaluate(spec, args.benchmark, args.root, args.out, args.workers, args.sequences,
+                       segment=args.segment, tails=args.tails)
     print(format_table(summary))
     print(f"summary: {args.out}/summary.json")
 

@@ -20,20 +20,23 @@ from typing import Any
 import torch
 
 from ..config import Config, param
+from ..data.frames import FramePairConfig, cut_pairs, training_frames
 from ..errors import InputError
 from ..evaluation.benchmarks import BENCHMARK_NAMES
 from ..evaluation import evaluate
 from ..files import copy_file, read_json, write_json, write_text
 from ..models.batchnorm import identity_bns, reexpress_identity_bns
-from ..models.checkpoint import load_checkpoint
+from ..models.checkpoint import load_checkpoint, save_checkpoint
 from ..models.fd import SQUEEZE_GROUPINGS, FDChain, FDPlan
 from ..models.net import SiamNet
 from ..tracking.backends import BACKENDS
 from ..tracking.factory import TrackerSpec
-from ..training.distill import DistillTrainer, LossWeights
-from ..training.trainer import TrainConfig, epoch_path
-from .transitions import (TRANSITIONS, carry_over, init_hourglass, init_narrowed, output_projection,
-                          refine_narrowed)
+from ..training.bank import TeacherBank
+from ..training.distill import DistillTrainer, LossWeights, distill_gflop_per_pair
+from ..training.trainer import TrainConfig, TrainingDiverged, epoch_path
+from .diagnosis import DiagnoseConfig, diagnose, held_out_pairs, plot_diagnosis
+from .transitions import (SQUEEZES, TARGETS, TRANSITIONS, carry_over, init_hourglass, init_narrowed,
+                          init_selection, output_projection, refine_narrowed)
 
 
 @dataclass
@@ -47,6 +50,8 @@ class SelectConfig(Config):
     sequences: int = param(0, ge=0)                 # use only the first N sequences (0 = all)
     names: list[str] = param(factory=list)          # or only these sequences
     segment: int = param(0, ge=0)                   # track in pieces of this many frames (0: whole sequences)
+    tail_names: list[str] = param(factory=list)     # sequences whose last `tail` (kept out of training) is tracked too
+    tail: float = param(0.0, ge=0, le=0.9)
 
 
 @dataclass
@@ -54,16 +59,28 @@ class CompressConfig(Config):
     rates: list[float] = param(factory=lambda: [0.3], gt=0, le=1)   # relative to the teacher: one, or one a layer
     grouping: str = param("conv", choices=SQUEEZE_GROUPINGS)     # squeeze/combine groups: conv (paper) | aligned
     transition: str = param("inherit", choices=TRANSITIONS)      # even-step initialisation: fresh (paper) | inherit
+    targets: str = param("teacher", choices=TARGETS)             # what the inherit fits reproduce
+    squeeze: str = param("pca", choices=SQUEEZES)                # inherit's odd steps: PCA hourglass | channel selection
     loss: LossWeights = param(factory=LossWeights)               # tracking loss and the teacher's supervision
+    data: str = param("pairs", choices=("pairs", "frames"))      # training pairs: target-centred crops | random
+                                                                 # regions of the frames, teacher outputs cached
+    frames: FramePairConfig = param(factory=FramePairConfig)
     candidates: int = param(2, ge=1)                # newest epochs of a phase that compete for selection
-    sample_images: int = param(32, ge=1)            # crops used by the inherit initialisation
+    init_candidate: bool = True                     # the phase's starting network (epoch 0) competes too
+    sample_images: int = param(32, ge=1)            # pairs (exemplar and search crop) the inherit fits read
     refine_iters: int = param(0, ge=0)              # inherit: local refinement of each even step (0: off)
     refine_lr: float = param(1e-4, gt=0)
     step: TrainConfig = param(factory=lambda: TrainConfig(epochs=50, initial_lr=1e-2, ultimate_lr=1e-4))
     finetune: TrainConfig = param(factory=lambda: TrainConfig(epochs=10, initial_lr=1e-3, ultimate_lr=1e-5))
     select: SelectConfig = param(factory=SelectConfig)
+    diagnose: DiagnoseConfig = param(factory=DiagnoseConfig)
     seed: int = param(0, ge=0)
     last_step: int = param(0, ge=0)                 # stop after this step (0: all; the transform needs all)
+
+    def check(self) -> None:
+        from ..config import ConfigError
+        if self.data == "frames" and self.loss.track:
+            raise ConfigError("CompressConfig.data", "random-region pairs have no labels: set loss.track to 0")
 
 
 def phases(last_step: int) -> list[tuple[str, int, bool]]:
@@ -72,6 +89,19 @@ def phases(last_step: int) -> list[tuple[str, int, bool]]:
     for step in range(1, last_step + 1):
         out += [(f"step{step}", step, False), (f"finetune{step}", step, True)]
     return out
+
+
+def _throughput(phase: dict[str, Any]) -> str:
+    rate, share = phase.get("pairs_per_s") or [], phase.get("arithmetic")
+    if not rate:
+        return "-"
+    text = f"{sum(rate) / len(rate):.1f}"
+    return f"{text} ({100 * share['fraction']:.0f}% {share['precision']})" if share else text
+
+
+def candidate_path(phase_dir: str, epoch: int) -> str:
+    """A phase's candidate: its starting network (epoch 0) or an epoch checkpoint."""
+    return os.path.join(phase_dir, "start.pth") if epoch == 0 else epoch_path(phase_dir, epoch)
 
 
 def selection_score(summary: dict[str, Any]) -> float:
@@ -106,6 +136,14 @@ class Compressor:
         """Paths in state.json are relative to the run folder, so it can move."""
         return os.path.join(self.out_dir, relative)
 
+    def peak(self, precision: str) -> float:
+        """The machine's GEMM peak (GFLOP/s) at this precision, measured once per run."""
+        from ..evaluation.speed import gemm_peak
+        peaks = self.__dict__.setdefault("_peaks", {})
+        if precision not in peaks:
+            peaks[precision] = gemm_peak("bf16" if precision == "bf16" else "fp32")
+        return peaks[precision]
+
     def plan(self, step: int) -> FDPlan:
         return self.final.at(step)
 
@@ -113,23 +151,39 @@ class Compressor:
         return SiamNet(FDChain(self.plan(step)))
 
     @functools.cached_property
-    def _sample(self) -> torch.Tensor:
+    def _sample(self) -> list[torch.Tensor]:
         from ..data.pairs import PairDataset
         ds = PairDataset(self.crops_dir, self.cfg.step.pairs, self.cfg.seed)
         n = min(self.cfg.sample_images, len(ds))
         idx = torch.linspace(0, len(ds) - 1, n).long().tolist()
-        return torch.stack([ds[i][1] for i in idx]).float()
+        z, x = zip(*(ds[i] for i in idx))
+        return [torch.stack(z).float(), torch.stack(x).float()]
 
-    def sample(self) -> torch.Tensor:
-        """Fixed training crops (search images) for the inherit initialisation, read once."""
+    def sample(self) -> list[torch.Tensor]:
+        """Fixed training crops for the inherit fits, read once: the exemplars and the
+        search images of ``sample_images`` pairs spread over the training data."""
         return self._sample
+
+    @functools.cached_property
+    def bank(self) -> TeacherBank:
+        """Random-region pairs of the training frames with the teacher's outputs, made once a run."""
+        start = time.perf_counter()
+        z, x = cut_pairs(training_frames(self.crops_dir), self.cfg.frames)
+        bank = TeacherBank(z, x, self.teacher_net())
+        print(f"distillation bank: {len(bank)} random-region pairs and the teacher's outputs "
+              f"({time.perf_counter() - start:.0f} s)")
+        return bank
+
+    @functools.cached_property
+    def _held_out(self) -> tuple[torch.Tensor, torch.Tensor] | None:
+        return held_out_pairs(self.cfg.diagnose)
 
     @functools.cached_property
     def _teacher_ready(self) -> dict[str, torch.Tensor]:
         net = self.net_for(0)
         net.load_state_dict(self.teacher_state)
         if "train" in (self.cfg.step.bn, self.cfg.finetune.bn) and identity_bns(net.backbone):
-            changed = reexpress_identity_bns(net.backbone, self.sample())
+            changed = reexpress_identity_bns(net.backbone, self.sample()[1][:64])
             print(f"teacher: {len(changed)} identity BN layers given the statistics of their inputs "
                   f"({', '.join(changed)})")
         return net.state_dict()
@@ -160,17 +214,22 @@ class Compressor:
         old.load_state_dict(old_state)
         layer = (step + 1) // 2
         sample = self.sample()
-        if step % 2:
-            init_hourglass(net.backbone, old.backbone, layer, sample)
-            info["init"] = f"PCA hourglass at conv{layer}"
+        target = self.teacher_net().backbone if self.cfg.targets == "teacher" else None
+        aim = "the teacher's" if target is not None else "the previous step's"
+        if step % 2 and self.cfg.squeeze == "select" and layer < self.final.layers:
+            info["fit_residual"] = init_selection(net.backbone, old.backbone, layer, sample, target, seed=self.cfg.seed)
+            info["init"] = f"channels of conv{layer} selected for {aim} conv{layer + 1}"
+        elif step % 2:
+            info["fit_residual"] = init_hourglass(net.backbone, old.backbone, layer, sample, target, seed=self.cfg.seed)
+            info["init"] = f"hourglass at conv{layer} onto {aim} conv{layer}"
         else:
-            info["init"] = f"least-squares conv{layer + 1} on distilled conv{layer}"
-            info["fit_residual"] = init_narrowed(net.backbone, old.backbone, layer, sample, seed=self.cfg.seed)
+            info["init"] = f"least-squares conv{layer + 1} onto {aim} conv{layer + 1}"
+            info["fit_residual"] = init_narrowed(net.backbone, old.backbone, layer, sample, target, seed=self.cfg.seed)
             if self.cfg.refine_iters:
                 info["init"] += f", refined with squeeze{layer} ({self.cfg.refine_iters} iterations)"
                 info["refined_residual"] = refine_narrowed(net.backbone, old.backbone, layer, sample,
                                                            self.cfg.refine_iters, self.cfg.refine_lr,
-                                                           seed=self.cfg.seed)
+                                                           seed=self.cfg.seed, teacher=target)
         return net, info
 
     # ---------------------------------------------------------------- phases
@@ -193,6 +252,9 @@ class Compressor:
         start = time.perf_counter()
         print(f"[{index + 1}/{2 * self.last_step}] {name}: {'all parameters' if fine_tune else 'step parameters'}, "
               f"{train_cfg.epochs} epochs")
+        if fine_tune and not train_cfg.epochs and index:   # nothing changes: the step's network and scores carry over
+            self.carry_phase(index, name, step, phase_dir, start)
+            return
         net, info = self.initial_net(index, step, fine_tune)
         trainable = net.backbone.set_trainable(fine_tune)
         teacher = self.teacher_net() if self.cfg.loss.needs_teacher else None
@@ -200,15 +262,41 @@ class Compressor:
         if teacher is not None and self.cfg.loss.features and net.backbone.out_channels != teacher.backbone.out_channels:
             n = self.final.layers
             projection = output_projection(teacher.backbone, self.sample(), net.backbone.out_channels,
-                                           self.final.squeeze_groups(n))
+                                           self.final.squeeze_groups(n), student=net.backbone)
+        bank = self.bank if self.cfg.data == "frames" and train_cfg.epochs else None
         trainer = DistillTrainer(net, train_cfg, self.crops_dir, phase_dir, meta={"phase": name},
-                                 teacher=teacher, weights=self.cfg.loss, projection=projection)
-        trainer.fit(resume=True)
-        epochs = list(range(max(1, train_cfg.epochs - self.cfg.candidates + 1), train_cfg.epochs + 1))
+                                 teacher=teacher, weights=self.cfg.loss, projection=projection, bank=bank)
+        if self.cfg.init_candidate or not train_cfg.epochs:   # the fitted start competes with what training makes of it
+            save_checkpoint(candidate_path(phase_dir, 0), net, epoch=0, phase=name)
+        try:
+            trainer.fit(resume=True)
+        except TrainingDiverged as e:   # keep what was trained before it went wrong
+            info["diverged"] = str(e)
+            print(f"  {e}")
+        epochs = [e for e in range(max(1, train_cfg.epochs - self.cfg.candidates + 1), train_cfg.epochs + 1)
+                  if os.path.exists(candidate_path(phase_dir, e))]
+        if os.path.exists(candidate_path(phase_dir, 0)):
+            epochs.insert(0, 0)
+        if not epochs:
+            raise RuntimeError(f"{phase_dir}: {info.get('diverged', 'no epoch finished')}, and init_candidate is off")
         candidates = [self.score(phase_dir, name, e) for e in epochs]
         best = max(candidates, key=lambda c: c["score"])
         selected = os.path.join(phase_dir, "selected.pth")
-        copy_file(epoch_path(phase_dir, best["epoch"]), selected)
+        copy_file(candidate_path(phase_dir, best["epoch"]), selected)
+        diagnosis = None
+        if self._held_out is not None:
+            diagnosis = diagnose(load_checkpoint(selected).net, self.teacher_net(), self._held_out)
+        throughput = [round(h["pairs_per_s"], 1) for h in trainer.history]
+        share = None
+        if throughput:   # is the loop bound by arithmetic? its GFLOP/s against the GEMM peak of its precision
+            per_pair = distill_gflop_per_pair(net.backbone, None if teacher is None else teacher.backbone,
+                                              (train_cfg.pairs.exemplar_sz, train_cfg.pairs.instance_sz - 2 * train_cfg.pairs.margin))
+            rate = sum(throughput) / len(throughput)
+            share = {"gflop_per_pair": round(per_pair, 3), "gflops": round(rate * per_pair, 1),
+                     "peak_gflops": round(self.peak(trainer.precision), 1), "precision": trainer.precision}
+            share["fraction"] = round(share["gflops"] / share["peak_gflops"], 3)
+            print(f"  training: {rate:.1f} pairs/s x {per_pair:.2f} GFLOP = {share['gflops']:.0f} GFLOP/s, "
+                  f"{100 * share['fraction']:.0f}% of the {trainer.precision} GEMM peak ({share['peak_gflops']:.0f})")
         record = {"name": name, "step": step, "fine_tune": fine_tune, "status": "done",
                   "trainable": trainable, "init": info.get("init", "carried over"),
                   "fit_residual": info.get("fit_residual"), "refined_residual": info.get("refined_residual"),
@@ -216,23 +304,52 @@ class Compressor:
                   "candidates": candidates, "selected": os.path.relpath(selected, self.out_dir),
                   "selected_epoch": best["epoch"],
                   "auc": best["auc"], "precision": best["precision"], "success_rate": best["success_rate"],
-                  "ao": best.get("ao"), "seconds": round(time.perf_counter() - start, 1)}
+                  "ao": best.get("ao"), "diverged": info.get("diverged"), "diagnosis": diagnosis, "pairs_per_s": throughput, "arithmetic": share,
+                  "seconds": round(time.perf_counter() - start, 1)}
         self.state["phases"] = [p for p in self.state["phases"] if p["name"] != name] + [record]
         write_json(self.state_path, self.state)
         self.write_log()
-        for e in range(1, train_cfg.epochs + 1):   # only the selected epoch is kept
-            if os.path.exists(epoch_path(phase_dir, e)):
-                os.remove(epoch_path(phase_dir, e))
+        for e in range(0, train_cfg.epochs + 1):   # only the selected candidate is kept
+            if os.path.exists(candidate_path(phase_dir, e)):
+                os.remove(candidate_path(phase_dir, e))
+        told = (f", embedding error {diagnosis['embedding_error']:.3f}, score-map correlation "
+                f"{diagnosis['response_correlation']:.3f}") if diagnosis else ""
         print(f"  selected epoch {best['epoch']}: AUC {best['auc']:.3f}, precision {best['precision']:.3f}, "
-              f"SR {best['success_rate']:.3f} ({record['seconds']:.0f} s)")
+              f"SR {best['success_rate']:.3f}{told} ({record['seconds']:.0f} s)")
+
+    def carry_phase(self, index: int, name: str, step: int, phase_dir: str, start: float) -> None:
+        """A fine-tune of 0 epochs: the previous phase's selected network, as it was scored."""
+        prev = self.state["phases"][index - 1]
+        selected = os.path.join(phase_dir, "selected.pth")
+        copy_file(self.path(prev["selected"]), selected)
+        record = {**prev, "name": name, "step": step, "fine_tune": True, "init": "carried over (0 epochs)",
+                  "trainable": [], "fit_residual": None, "refined_residual": None, "epochs": 0, "pairs_per_s": [],
+                  "arithmetic": None, "selected": os.path.relpath(selected, self.out_dir),
+                  "seconds": round(time.perf_counter() - start, 1)}
+        self.state["phases"] = [p for p in self.state["phases"] if p["name"] != name] + [record]
+        write_json(self.state_path, self.state)
+        self.write_log()
 
     def score(self, phase_dir: str, name: str, epoch: int) -> dict[str, Any]:
+        """The candidate's selection score over the held-out sequences and, where set, the
+        held-out tails of the training sequences."""
         sel = self.cfg.select
-        s = evaluate(TrackerSpec("siamfc", epoch_path(phase_dir, epoch), sel.backend, name=f"{name}_e{epoch}"),
-                     sel.benchmark, sel.root, os.path.join(phase_dir, "select"), sel.workers,
-                     self.selection_sequences(), segment=sel.segment)
-        return {"epoch": epoch, "score": selection_score(s), "auc": s["mean_auc"],
-                "precision": s["mean_precision"], "success_rate": s["mean_success_rate"], "ao": s.get("ao")}
+        spec = TrackerSpec("siamfc", candidate_path(phase_dir, epoch), sel.backend, name=f"{name}_e{epoch}")
+        runs = [evaluate(spec, sel.benchmark, sel.root, os.path.join(phase_dir, "select"), sel.workers,
+                         self.selection_sequences(), segment=sel.segment)]
+        if sel.tail and sel.tail_names:
+            runs.append(evaluate(spec, sel.benchmark, sel.root, os.path.join(phase_dir, "select_tails"), sel.workers,
+                                 list(sel.tail_names), tails=sel.tail))
+        # the held-out videos and the tails weigh the same: the tails outnumber the videos, but
+        # they come from videos training saw, and so hide a loss the videos show
+        mean = {k: sum(r[f"mean_{k}"] for r in runs) / len(runs) for k in ("auc", "precision", "success_rate")}
+        out = {"epoch": epoch, "auc": mean["auc"], "precision": mean["precision"],
+               "success_rate": mean["success_rate"], "ao": runs[0].get("ao"),
+               "sequences": sum(len(r["sequences"]) for r in runs)}
+        out["score"] = selection_score({f"mean_{k}": v for k, v in mean.items()})
+        if len(runs) > 1:   # the two parts apart, to see whether they agree
+            out["parts"] = {"held_out": runs[0]["mean_auc"], "tails": runs[1]["mean_auc"]}
+        return out
 
     def selection_sequences(self) -> list[str] | None:
         if self.cfg.select.names:
@@ -249,14 +366,27 @@ class Compressor:
         lines = ["# FD compression log", "",
                  f"teacher: `{self.state['teacher']}`  ",
                  f"rates: {self.cfg.rates}, grouping: {self.cfg.grouping}, transition: {self.cfg.transition}, "
+                 f"targets: {self.cfg.targets}, calibration pairs: {self.cfg.sample_images}, "
                  f"loss: {asdict(self.cfg.loss)}  ",
-                 f"selection: {self.cfg.select.benchmark} at `{self.cfg.select.root}`, "
-                 "score = 0.4 AUC + 0.4 precision + 0.2 SR", "",
-                 "| phase | init | candidates (epoch: score) | chosen | AUC | precision | SR | AO | time (s) |",
-                 "|---|---|---|---|---|---|---|---|---|"]
+                 f"selection: {self.cfg.select.benchmark} at `{self.cfg.select.root}`"
+                 f"{f' in {self.cfg.select.segment}-frame segments' if self.cfg.select.segment else ', whole sequences'}, "
+                 "score = 0.4 AUC + 0.4 precision + 0.2 SR  ",
+                 f"diagnosis: {self.cfg.diagnose.pairs} held-out pairs from `{self.cfg.diagnose.crops}`; embedding "
+                 "error after the best orthogonal map onto the teacher's, relative to its energy" if self.cfg.diagnose.crops
+                 else "diagnosis: off (no held-out crops given)", "",
+                 "| phase | init | fit residual | candidates (epoch: score) | chosen | held-out AUC | precision | SR "
+                 "| embedding error | score-map corr. | pairs/s (share of GEMM peak) | time (s) |",
+                 "|---|---|---|---|---|---|---|---|---|---|---|---|"]
         for p in self.state["phases"]:
             cands = ", ".join(f"{c['epoch']}: {c['score']:.3f}" for c in p["candidates"])
-            ao = f"{p['ao']:.3f}" if p.get("ao") is not None else "-"
-            lines.append(f"| {p['name']} | {p['init']} | {cands} | {p['selected_epoch']} | {p['auc']:.3f} | "
-                         f"{p['precision']:.3f} | {p['success_rate']:.3f} | {ao} | {p['seconds']:.0f} |")
+            d = p.get("diagnosis") or {}
+            fit = p.get("refined_residual") if p.get("refined_residual") is not None else p.get("fit_residual")
+            lines.append(f"| {p['name']} | {p['init']} | {'-' if fit is None else f'{fit:.3f}'} | {cands} | "
+                         f"{p['selected_epoch']} | {p['auc']:.3f} | {p['precision']:.3f} | {p['success_rate']:.3f} | "
+                         f"{d.get('embedding_error', '-')} | {d.get('response_correlation', '-')} | "
+                         f"{_throughput(p)} | {p['seconds']:.0f} |")
+        plot = plot_diagnosis(self.state["phases"], os.path.join(self.out_dir, "diagnosis.png"),
+                              f"{os.path.basename(self.state['teacher'])} at {self.cfg.rates}: held-out, per phase")
+        if plot:
+            lines += ["", "![diagnosis](diagnosis.png)"]
         write_text(os.path.join(self.out_dir, "compress_log.md"), "\n".join(lines) + "\n")

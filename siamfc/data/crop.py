@@ -26,7 +26,7 @@ from ..config import Config, param
 from ..errors import InputError
 from ..files import read_json, write_json
 from ..workers import pool
-from .sequences import OTBFolder, list_frames, read_frame
+from .sequences import OTBFolder, list_frames, read_frame, tail_cut
 
 INDEX = "index.json"
 META = "meta.json"
@@ -184,9 +184,12 @@ def safe_name(name: str) -> str:
 
 
 def crop_dataset(layout: str, root: str, out: str, cfg: CropConfig | None = None,
-                 workers: int = 1, subset: str | None = None, only: list[str] | None = None) -> dict[str, Any]:
+                 workers: int = 1, subset: str | None = None, only: list[str] | None = None,
+                 hold_tail: float = 0.0) -> dict[str, Any]:
     """Crop every sequence of a dataset (or ``only`` those named) into ``out`` and
-    write ``out/index.json``."""
+    write ``out/index.json``. ``hold_tail`` > 0 keeps the last fraction of every
+    sequence out of training: the index marks those frames invalid, so no pair uses them
+    (they are tracked for selection instead, see :func:`~siamfc.data.sequences.tail`)."""
     cfg = cfg or CropConfig()
     cache_dir = os.path.join(out, ".cache")  # got10k's VID loader caches its file lists here
     _init(layout, root, subset, cache_dir)
@@ -215,6 +218,10 @@ def crop_dataset(layout: str, root: str, out: str, cfg: CropConfig | None = None
         if os.path.isfile(meta_path):
             entry = read_json(meta_path)
             entry["dir"] = safe_name(n)
+            if hold_tail and entry["frames"]:
+                cut = tail_cut(entry["frames"], hold_tail)
+                entry["valid"] = entry["valid"][:cut] + "0" * (entry["frames"] - cut)
+                entry["held_out_from"] = cut
             entries.append(entry)
     index = {"layout": layout, "root": os.path.abspath(root), "crop": cfg.__dict__,
              "sequences": entries}

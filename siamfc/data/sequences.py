@@ -61,6 +61,25 @@ def segments(seq: Sequence, length: int) -> list[Sequence]:
     return pieces
 
 
+def tail_cut(length: int, fraction: float) -> int:
+    """The first frame of a sequence's last ``fraction``: held out from training, tracked for selection."""
+    return min(length - 2, max(1, int(round(length * (1.0 - fraction)))))
+
+
+def tail(seq: Sequence, fraction: float) -> Sequence | None:
+    """The last ``fraction`` of ``seq`` as a sequence of its own, tracked from its first
+    frame with a visible target; None when too little of it is visible."""
+    visible = np.isfinite(seq.boxes).all(1) & (np.nan_to_num(seq.boxes[:, 2:]) > 0).all(1)
+    cut = tail_cut(len(seq), fraction)
+    if not visible[cut:].any():
+        return None
+    first = cut + int(np.argmax(visible[cut:]))
+    if len(seq) - first < 2:
+        return None
+    meta = {key: (np.asarray(v)[first:] if np.ndim(v) and len(v) == len(seq) else v) for key, v in seq.meta.items()}
+    return Sequence(f"{seq.name}_tail", seq.frames[first:], seq.boxes[first:], seq.gt_file, meta)
+
+
 def read_frame(path: str) -> np.ndarray:
     """Read a frame as an RGB uint8 array."""
     img = cv2.imread(path, cv2.IMREAD_COLOR)

@@ -29,16 +29,17 @@ def quiet_plots():
 
 def evaluate(spec: TrackerSpec, benchmark: str, root: str, out: str, workers: int = 1,
              only: list[str] | None = None, threads: int | None = None,
-             summary_file: str = "summary.json", segment: int = 0) -> dict[str, Any]:
+             summary_file: str = "summary.json", segment: int = 0, tails: float = 0.0) -> dict[str, Any]:
     """Run ``spec`` on a benchmark and write results, reports and ``OUT/summary.json``.
 
     Finished sequences are kept from earlier runs; failed ones are listed in the
     summary under ``failed`` and the rest are scored. Several trackers may share
     one ``out`` (with distinct ``summary_file`` names) to be plotted together.
-    ``segment`` > 0 tracks every sequence in pieces of that many frames.
+    ``segment`` > 0 tracks every sequence in pieces of that many frames; ``tails`` > 0
+    only the last fraction of each.
     """
     check_tracker(spec)   # a bad file or option fails here, before anything is written
-    bench = load_benchmark(benchmark, root, only, segment)
+    bench = load_benchmark(benchmark, root, only, segment, tails)
     kind, title = bench.spec.kind, bench.spec.title
     otb_kind, otb_title = ("uav", f"{title}-OTB") if kind == "got10k" else (kind, title)
     layouts = [("otb", os.path.join(out, "results", otb_title))]

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 from ..data.sequences import (Sequence, check_lengths, list_frames, list_otb_folder, otb_folder_sequence, parse_boxes,
-                              segments)
+                              segments, tail)
 from ..errors import InputError
 
 
@@ -89,11 +89,13 @@ def _dataset_sequence(dataset: Any, index: int, spec: BenchmarkSpec) -> Sequence
     return check_lengths(Sequence(name, list(item[0]), boxes, gt, dict(meta)))
 
 
-def load_benchmark(name: str, root: str, only: list[str] | None = None, segment: int = 0) -> LoadedBenchmark:
+def load_benchmark(name: str, root: str, only: list[str] | None = None, segment: int = 0,
+                   tails: float = 0.0) -> LoadedBenchmark:
     """Read and validate every sequence; bad ones go to ``failed`` with their error.
 
     ``segment`` > 0 cuts every sequence into pieces of that many frames (see
-    :func:`~siamfc.data.sequences.segments`).
+    :func:`~siamfc.data.sequences.segments`); ``tails`` > 0 keeps only the last
+    fraction of each (:func:`~siamfc.data.sequences.tail`).
     """
     spec = spec_for(name)
     if not os.path.isdir(root):
@@ -116,6 +118,8 @@ def load_benchmark(name: str, root: str, only: list[str] | None = None, segment:
             sequences.append(load())
         except InputError as e:
             failed[seq_name] = str(e)
+    if tails:
+        sequences = [t for t in (tail(seq, tails) for seq in sequences) if t is not None]
     if segment:
         sequences = [piece for seq in sequences for piece in segments(seq, segment)]
     return LoadedBenchmark(spec, root, sequences, failed)

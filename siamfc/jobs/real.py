@@ -3,7 +3,9 @@
 Three compressions, on the real training footage (GOT-10k layout), each selecting
 its checkpoints on whole source videos held out from training:
 
-* ``halve``: the release FDSiamfc_30 at rate 0.5 -> FDSiamfc_15's widths, with the boxes;
+* ``halve``: the release FDSiamfc_30 at rate 0.5 -> FDSiamfc_15's widths, with the boxes
+  (selection also tracks the last ``real.tail`` of every training sequence, which
+  training never sees);
 * ``label_free``: the same without reading a single box: the teacher picks and
   tracks its own targets (:mod:`siamfc.compression.pseudo`), and selection scores
   students against the teacher's tracks;
@@ -56,6 +58,7 @@ class RealJobConfig(Config):
     train_root: str = ""          # GOT-10k-layout training footage (default: SHARED/data/train_real)
     test_root: str = ""           # OTB-layout test footage (default: SHARED/data/real); only reported on
     holdout: list[str] = param(factory=lambda: ["otb_Freeman1", "dtb70_BMX3", "vot14_car", "otb_Toy"])
+    tail: float = param(0.2, ge=0, le=0.5)   # last fraction of every training sequence: kept out, selected on
     halve_teacher: str = ""       # default: SHARED/weights/FDSiamfc_30.pth
     full_teacher: str = ""        # default: SHARED/weights/SiamFC_VID.pth
     references: list[str] = param(factory=lambda: ["FDSiamfc_30", "FDSiamfc_15"])   # in SHARED/weights
@@ -127,7 +130,9 @@ class RealJob(StagedJob):
 
     def stage_crop(self) -> dict[str, Any]:
         index = crop_dataset("got10k", self.train_root, self.path("crops", "labeled"), workers=self.cfg.real.workers,
-                             only=self.split()["train"])
+                             only=self.split()["train"], hold_tail=self.cfg.real.tail)
+        crop_dataset("got10k", self.train_root, self.path("crops", "select"), workers=self.cfg.real.workers,
+                     only=self.split()["select"])   # the diagnosis's held-out pairs
         return {"sequences": len(index["sequences"]),
                 "valid_frames": sum(s["valid"].count("1") for s in index["sequences"])}
 
@@ -139,23 +144,44 @@ class RealJob(StagedJob):
         select = pseudo_label(teacher, self.train_root, self.path("pseudo", "select"), pcfg, split["select"])
         index = crop_dataset("otb", self.path("pseudo", "train"), self.path("crops", "pseudo"),
                              workers=self.cfg.real.workers)
+        crop_dataset("otb", self.path("pseudo", "select"), self.path("crops", "pseudo_select"),
+                     workers=self.cfg.real.workers)
         return {"train": train, "select": select, "valid_frames": sum(s["valid"].count("1")
                                                                        for s in index["sequences"])}
 
-    def compress(self, name: str) -> dict[str, Any]:
+    def compressor(self, name: str, out: str) -> Compressor:
+        """Experiment ``name``'s compression into ``out``, its data and selection set up."""
         cfg: CompressConfig = getattr(self.cfg, name)
         if name == "label_free":   # selected against the teacher's own tracks: no box is read
             cfg.select.benchmark, cfg.select.root, cfg.select.names = "folder", self.path("pseudo", "select"), []
-            crops = self.path("crops", "pseudo")
+            crops, cfg.diagnose.crops = self.path("crops", "pseudo"), self.path("crops", "pseudo_select")
         else:
             cfg.select.benchmark, cfg.select.root = "got10k-train", self.train_root
             cfg.select.names = self.split()["select"]
-            crops = self.path("crops", "labeled")
+            cfg.select.tail_names, cfg.select.tail = self.split()["train"], self.cfg.real.tail
+            crops, cfg.diagnose.crops = self.path("crops", "labeled"), self.path("crops", "select")
         cfg.select.workers = self.cfg.real.workers
-        fd = Compressor(cfg, self.teachers[name], crops, self.path(name)).run()
-        result = transform(fd, self.path(name, "slim.pth"))
-        return {"checkpoint": self.path(name, "slim.pth"), "fold_error": result["check"].worst,
+        return Compressor(cfg, self.teachers[name], crops, out)
+
+    def compress(self, name: str, out: str | None = None) -> dict[str, Any]:
+        out = out or self.path(name)
+        fd = self.compressor(name, out).run()
+        result = transform(fd, os.path.join(out, "slim.pth"))
+        return {"checkpoint": os.path.join(out, "slim.pth"), "fold_error": result["check"].worst,
                 "rows": result["records"]}
+
+    def ablate(self, name: str, out: str) -> dict[str, Any]:
+        """One compression of experiment ``name`` into ``out`` (the stages it reads run first),
+        measured on held-out data only: the final network's selection score and diagnosis."""
+        for stage in ("split", "crop") + (("pseudo",) if name == "label_free" else ()):
+            self.run_stage(stage)
+        result = self.compress(name, out)
+        phases = read_json(os.path.join(out, "state.json"))["phases"]
+        last = phases[-1]
+        return {"experiment": name, "out": out, "held_out_auc": round(last["auc"], 4),
+                "held_out_precision": round(last["precision"], 4), "parts": last["candidates"][0].get("parts"),
+                "diagnosis": last.get("diagnosis"), "fold_error": result["fold_error"],
+                "minutes": round(sum(p["seconds"] for p in phases) / 60, 1)}
 
     def stage_halve(self) -> dict[str, Any]:
         return self.compress("halve")
@@ -210,9 +236,12 @@ class RealJob(StagedJob):
                            "fps": tracker_fps(spec, bench.sequences, self.cfg.real.fps_frames),
                            **{k: evaluation["results"][key][k] for k in ("mean_auc", "mean_precision",
                                                                          "mean_success_rate")}}
-        phases = {name: [{k: p[k] for k in ("name", "selected_epoch", "auc", "precision", "success_rate",
-                                              "seconds")} for p in read_json(self.path(name, "state.json"))["phases"]]
+        phases = {name: [{k: p.get(k) for k in ("name", "selected_epoch", "auc", "precision", "success_rate",
+                                                  "diagnosis", "arithmetic", "seconds")}
+                         for p in read_json(self.path(name, "state.json"))["phases"]]
                   for name in EXPERIMENTS}
+        plots = {name: f"diagnosis_{name}.png" for name in EXPERIMENTS
+                 if os.path.isfile(self.path(name, "diagnosis.png"))}
         per_sequence = {key: {s: v["auc"] for s, v in evaluation["results"][key]["sequences"].items()}
                         for key in specs}
         seconds = self.stage_seconds()
@@ -227,8 +256,8 @@ class RealJob(StagedJob):
             "full_checkpoint": models["full"]["checkpoint"],
             "teacher_checkpoint": os.path.abspath(self.teachers["full"]),
             "halve_teacher_checkpoint": os.path.abspath(self.teachers["halve"]),
-            "split": self.split()["videos"], "pseudo": self.result("pseudo"),
-            "models": models, "per_sequence": per_sequence, "phases": phases,
+            "split": self.split()["videos"], "tail": self.cfg.real.tail, "pseudo": self.result("pseudo"),
+            "models": models, "per_sequence": per_sequence, "phases": phases, "diagnosis_plots": plots,
             "fold_error": {name: self.result(name)["fold_error"] for name in EXPERIMENTS},
             "stage_seconds": seconds, "elapsed_s": round(sum(seconds.values()), 1),
             "plots": [os.path.basename(p) for p in evaluation["plots"]],

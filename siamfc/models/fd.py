@@ -158,11 +158,12 @@ class FDChain(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.trace(x, keep=False)["out"]
 
-    def trace(self, x: torch.Tensor, keep: bool = True) -> dict[str, torch.Tensor]:
+    def trace(self, x: torch.Tensor, keep: bool = True, upto: int | None = None) -> dict[str, torch.Tensor]:
         """Intermediate tensors by name: ``conv{i}`` (conv output, pre-squeeze),
-        ``squeeze{i}`` (squeeze output), ``block{i}`` (the layer's output) and ``out``."""
+        ``squeeze{i}`` (squeeze output), ``block{i}`` (the layer's output) and ``out``.
+        ``upto`` stops after that layer (calibration fits need no more)."""
         out: dict[str, torch.Tensor] = {}
-        for i in range(1, self.plan.layers + 1):
+        for i in range(1, (upto or self.plan.layers) + 1):
             block = getattr(self, f"conv{i}")
             x = block[0](x)
             if keep:

@@ -53,8 +53,14 @@ class TrainConfig(Config):
     channels_last: bool = True
     seed: int = param(0, ge=0)
     keep_checkpoints: int = param(3, ge=0)      # newest epoch checkpoints kept; 0 keeps all
+    guard: float = param(0.0, ge=0)             # stop when the loss (mean of 20 batches) passes this many
+                                                # times its starting level: a divergence, finite or not (0: off)
     threads: int = param(0, ge=0)               # torch threads per process; 0 = all cores / processes
     pairs: PairConfig = param(factory=PairConfig)
+
+
+class TrainingDiverged(RuntimeError):
+    """The loss guard stopped a run; the epochs finished before stay on disk."""
 
 
 def epoch_path(out_dir: str, epoch: int) -> str:
@@ -120,7 +126,7 @@ class Trainer:
                                                 TOTAL_STRIDE).to(self.device)
         return self._labels[key]
 
-    def loss(self, z: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    def loss(self, z: torch.Tensor, x: torch.Tensor, *extra: torch.Tensor) -> torch.Tensor:
         responses = self.model(z, x)
         return balanced_loss(responses, self.labels(responses))
 
@@ -179,18 +185,21 @@ class Trainer:
                     m.eval()
         lr = self.optimizer.param_groups[0]["lr"]
         total, steps, pairs = 0.0, 0, 0
+        recent: list[float] = []
         start = time.perf_counter()
         bar = tqdm(self.loader(epoch), desc=f"epoch {epoch}/{self.cfg.epochs}", unit="batch",
                    disable=not self.env.is_main, leave=False)
-        for z, x in bar:
+        for z, x, *extra in bar:   # extra: what a subclass's dataset adds (the bank's indices)
             z = z.to(self.device, non_blocking=True).float().contiguous(memory_format=self.memory_format)
             x = x.to(self.device, non_blocking=True).float().contiguous(memory_format=self.memory_format)
             with self.autocast():
-                loss = self.loss(z, x)
+                loss = self.loss(z, x, *extra)
             value = loss.detach().item()
             if not math.isfinite(value):   # stop before a non-finite step reaches the weights
                 raise RuntimeError(f"{self.out_dir}: training diverged at epoch {epoch} (loss {value}); "
                                    f"lower the learning rate ({lr:g})")
+            recent = (recent + [value])[-20:]
+            self.check_guard(epoch, recent)
             self.optimizer.zero_grad(set_to_none=True)
             self.scaler.scale(loss).backward()
             self.scaler.step(self.optimizer)
@@ -210,6 +219,20 @@ class Trainer:
             tqdm.write(f"epoch {epoch}: loss {total / max(steps, 1):.4f}, lr {lr:.2e}, "
                        f"{pairs / seconds:.1f} pairs/s")
         self.env.barrier()
+
+    def check_guard(self, epoch: int, recent: list[float]) -> None:
+        """Raise :class:`TrainingDiverged` once the recent loss is ``guard`` x its starting level
+        (the first epoch's mean, or the first 20 batches' while that epoch runs)."""
+        if not self.cfg.guard or len(recent) < 20:
+            return
+        if self.history:
+            start = self.history[0]["loss"]
+        else:
+            start = self.__dict__.setdefault("_start_loss", sum(recent) / len(recent))
+        level = sum(recent) / len(recent)
+        if level > self.cfg.guard * start:
+            raise TrainingDiverged(f"{self.out_dir}: the loss rose from {start:.4g} to {level:.4g} in epoch {epoch} "
+                                   f"(guard {self.cfg.guard:g}x); lower the learning rate")
 
     def prune(self) -> None:
         keep = self.cfg.keep_checkpoints

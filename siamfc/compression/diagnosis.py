@@ -1,0 +1,113 @@
+"""Where a compression loses accuracy: the student measured against its teacher after
+every phase, on fixed held-out crop pairs (never the test footage).
+
+Per phase, beside the held-out tracking score that selection computes:
+
+* ``embedding_error``: how far the student's embedding is from the teacher's,
+  relative to the teacher's energy, after the best orthogonal map of the student's
+  channels into the teacher's (a semi-orthogonal Procrustes fit). An orthogonal
+  map keeps inner products, so the error bounds what the cross-correlation loses,
+  and it is comparable before and after the last squeeze narrows the embedding;
+* ``response_correlation``: the mean Pearson correlation between the student's and
+  the teacher's score maps on the same pairs.
+
+Both come from one forward pass of each network over a few dozen pairs: cheap
+enough for every phase.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Any, Sequence
+
+import torch
+
+from ..config import Config, param
+from ..models.net import SiamNet
+
+
+@dataclass
+class DiagnoseConfig(Config):
+    crops: str = param("", path="dir")   # cropped held-out sequences (index.json); "" = tracking score only
+    pairs: int = param(48, ge=1)
+    seed: int = param(7, ge=0)
+
+
+def held_out_pairs(cfg: DiagnoseConfig) -> tuple[torch.Tensor, torch.Tensor] | None:
+    """A fixed set of (exemplar, search) crops from the held-out crops, or None."""
+    if not cfg.crops:
+        return None
+    from ..data.pairs import PairConfig, PairDataset
+    ds = PairDataset(cfg.crops, PairConfig(pairs_per_seq=max(1, cfg.pairs)), cfg.seed)
+    idx = torch.linspace(0, len(ds) - 1, min(cfg.pairs, len(ds))).long().tolist()
+    z, x = zip(*(ds[i] for i in idx))
+    return torch.stack(z).float(), torch.stack(x).float()
+
+
+def _rows(t: torch.Tensor) -> torch.Tensor:
+    return t.permute(0, 2, 3, 1).reshape(-1, t.shape[1]).double()
+
+
+def aligned_error(student: Sequence[torch.Tensor], teacher: Sequence[torch.Tensor]) -> float:
+    """min over Q with orthonormal columns of ||T - Q S||^2 / ||T||^2 (rows pooled over the
+    given tensors): ||T||^2 + ||S||^2 - 2 * (nuclear norm of T^T S)."""
+    s = torch.cat([_rows(a) for a in student])
+    t = torch.cat([_rows(b) for b in teacher])
+    energy_t, energy_s = float((t * t).sum()), float((s * s).sum())
+    nuclear = float(torch.linalg.svdvals(t.T @ s).sum())
+    return max(energy_t + energy_s - 2 * nuclear, 0.0) / max(energy_t, 1e-12)
+
+
+def response_correlation(student: torch.Tensor, teacher: torch.Tensor) -> float:
+    s, t = student.double().flatten(1), teacher.double().flatten(1)
+    s, t = s - s.mean(1, keepdim=True), t - t.mean(1, keepdim=True)
+    corr = (s * t).sum(1) / (s.norm(dim=1) * t.norm(dim=1)).clamp_min(1e-12)
+    return float(corr.mean())
+
+
+@torch.no_grad()
+def diagnose(student: SiamNet, teacher: SiamNet, pairs: tuple[torch.Tensor, torch.Tensor],
+             chunk: int = 8) -> dict[str, float]:
+    """Embedding error and score-map correlation of ``student`` against ``teacher``."""
+    student.eval()
+    teacher.eval()
+    z, x = pairs
+    fs, ft, rs, rt = [], [], [], []
+    for i in range(0, len(z), chunk):
+        r_s, z_s, x_s = student(z[i:i + chunk], x[i:i + chunk], features=True)
+        r_t, z_t, x_t = teacher(z[i:i + chunk], x[i:i + chunk], features=True)
+        fs += [z_s, x_s]
+        ft += [z_t, x_t]
+        rs.append(r_s)
+        rt.append(r_t)
+    return {"embedding_error": round(aligned_error(fs, ft), 4),
+            "response_correlation": round(response_correlation(torch.cat(rs), torch.cat(rt)), 4)}
+
+
+def plot_diagnosis(phases: list[dict[str, Any]], path: str, title: str) -> str | None:
+    """The three measures against the phase, as a PNG; None when no phase has them."""
+    rows = [p for p in phases if p.get("diagnosis")]
+    if not rows:
+        return None
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names = [p["name"].replace("finetune", "ft").replace("step", "s") for p in rows]
+    fig, ax = plt.subplots(figsize=(max(6, 0.45 * len(rows)), 3.6))
+    xs = range(len(rows))
+    ax.plot(xs, [p["diagnosis"]["embedding_error"] for p in rows], "o-", label="embedding error (aligned)")
+    ax.plot(xs, [p["diagnosis"]["response_correlation"] for p in rows], "s-", label="score-map correlation")
+    ax.plot(xs, [p["auc"] for p in rows], "^-", label="held-out tracking AUC")
+    ax.set_xticks(list(xs), names, rotation=60, fontsize=8)
+    ax.set_ylim(0, 1)
+    ax.grid(alpha=0.3)
+    ax.set_title(title, fontsize=10)
+    ax.legend(fontsize=8, loc="lower left")
+    fig.tight_layout()
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    tmp = path + ".tmp.png"
+    fig.savefig(tmp, dpi=110)
+    plt.close(fig)
+    os.replace(tmp, path)
+    return path
