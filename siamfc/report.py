@@ -150,9 +150,9 @@ def real_markdown(r: dict[str, Any]) -> str:
          f"Job wall time {r['elapsed_s'] / 60:.1f} min.", "",
          f"**{real_summary_text(r)}**", "",
          "Trained on the real training footage; checkpoints selected on the held-out source videos "
-         f"({', '.join(r['split']['select'])}), tracked whole, and on the last {r.get('tail', 0):.0%} of every "
-         "training sequence, which training never sees; scored here on the test footage, which no earlier "
-         "stage reads.", "",
+         f"({', '.join(r['split']['select'])}), tracked whole"
+         + (f", and on the last {r['tail']:.0%} of every training sequence, which training never sees"
+            if r.get("tail") else "") + "; scored here on the test footage, which no earlier stage reads.", "",
          "## Accuracy on the test footage, size and speed", "",
          "| network | widths | params | GFLOPs (255x255) | CPU fps (fp32) | mean AUC | precision@20 | SR0.5 |",
          "|---|---|---|---|---|---|---|---|"]

@@ -4,8 +4,8 @@ Three compressions, on the real training footage (GOT-10k layout), each selectin
 its checkpoints on whole source videos held out from training:
 
 * ``halve``: the release FDSiamfc_30 at rate 0.5 -> FDSiamfc_15's widths, with the boxes
-  (selection also tracks the last ``real.tail`` of every training sequence, which
-  training never sees);
+  (``real.tail`` > 0 also selects on the last fraction of every training sequence,
+  kept out of training);
 * ``label_free``: the same without reading a single box: the teacher picks and
   tracks its own targets (:mod:`siamfc.compression.pseudo`), and selection scores
   students against the teacher's tracks;
@@ -58,7 +58,7 @@ class RealJobConfig(Config):
     train_root: str = ""          # GOT-10k-layout training footage (default: SHARED/data/train_real)
     test_root: str = ""           # OTB-layout test footage (default: SHARED/data/real); only reported on
     holdout: list[str] = param(factory=lambda: ["otb_Freeman1", "dtb70_BMX3", "vot14_car", "otb_Toy"])
-    tail: float = param(0.2, ge=0, le=0.5)   # last fraction of every training sequence: kept out, selected on
+    tail: float = param(0.0, ge=0, le=0.5)   # last fraction of every training sequence: kept out, selected on
     halve_teacher: str = ""       # default: SHARED/weights/FDSiamfc_30.pth
     full_teacher: str = ""        # default: SHARED/weights/SiamFC_VID.pth
     references: list[str] = param(factory=lambda: ["FDSiamfc_30", "FDSiamfc_15"])   # in SHARED/weights
