@@ -289,7 +289,8 @@ class Compressor:
         throughput = [round(h["pairs_per_s"], 1) for h in trainer.history]
         share = None
         if throughput:   # is the loop bound by arithmetic? its GFLOP/s against the GEMM peak of its precision
-            per_pair = distill_gflop_per_pair(net.backbone, None if teacher is None else teacher.backbone,
+            ran = None if teacher is None or bank is not None else teacher.backbone   # a bank ran it beforehand
+            per_pair = distill_gflop_per_pair(net.backbone, ran,
                                               (train_cfg.pairs.exemplar_sz, train_cfg.pairs.instance_sz - 2 * train_cfg.pairs.margin))
             rate = sum(throughput) / len(throughput)
             share = {"gflop_per_pair": round(per_pair, 3), "gflops": round(rate * per_pair, 1),
