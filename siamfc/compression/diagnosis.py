@@ -24,6 +24,7 @@ import torch
 
 from ..config import Config, param
 from ..models.net import SiamNet
+from .transitions import as_rows
 
 
 @dataclass
@@ -44,15 +45,11 @@ def held_out_pairs(cfg: DiagnoseConfig) -> tuple[torch.Tensor, torch.Tensor] | N
     return torch.stack(z).float(), torch.stack(x).float()
 
 
-def _rows(t: torch.Tensor) -> torch.Tensor:
-    return t.permute(0, 2, 3, 1).reshape(-1, t.shape[1]).double()
-
-
 def aligned_error(student: Sequence[torch.Tensor], teacher: Sequence[torch.Tensor]) -> float:
     """min over Q with orthonormal columns of ||T - Q S||^2 / ||T||^2 (rows pooled over the
     given tensors): ||T||^2 + ||S||^2 - 2 * (nuclear norm of T^T S)."""
-    s = torch.cat([_rows(a) for a in student])
-    t = torch.cat([_rows(b) for b in teacher])
+    s = torch.cat([as_rows(a) for a in student])
+    t = torch.cat([as_rows(b) for b in teacher])
     energy_t, energy_s = float((t * t).sum()), float((s * s).sum())
     nuclear = float(torch.linalg.svdvals(t.T @ s).sum())
     return max(energy_t + energy_s - 2 * nuclear, 0.0) / max(energy_t, 1e-12)

@@ -127,6 +127,7 @@ class Compressor:
         self.teacher_state = loaded.net.state_dict()
         if not cfg.select.root:
             raise InputError("compress.select.root is empty: give the selection benchmark's root folder")
+        self._peaks: dict[str, float] = {}
         self.state_path = os.path.join(out_dir, "state.json")
         self.state = read_json(self.state_path) if os.path.isfile(self.state_path) else {
             "config": asdict(cfg), "teacher": os.path.abspath(teacher), "phases": []}
@@ -139,10 +140,9 @@ class Compressor:
     def peak(self, precision: str) -> float:
         """The machine's GEMM peak (GFLOP/s) at this precision, measured once per run."""
         from ..evaluation.speed import gemm_peak
-        peaks = self.__dict__.setdefault("_peaks", {})
-        if precision not in peaks:
-            peaks[precision] = gemm_peak("bf16" if precision == "bf16" else "fp32")
-        return peaks[precision]
+        if precision not in self._peaks:
+            self._peaks[precision] = gemm_peak("bf16" if precision == "bf16" else "fp32")
+        return self._peaks[precision]
 
     def plan(self, step: int) -> FDPlan:
         return self.final.at(step)
@@ -290,8 +290,9 @@ class Compressor:
         share = None
         if throughput:   # is the loop bound by arithmetic? its GFLOP/s against the GEMM peak of its precision
             ran = None if teacher is None or bank is not None else teacher.backbone   # a bank ran it beforehand
-            per_pair = distill_gflop_per_pair(net.backbone, ran,
-                                              (train_cfg.pairs.exemplar_sz, train_cfg.pairs.instance_sz - 2 * train_cfg.pairs.margin))
+            sizes = ((bank.z.shape[-1], bank.x.shape[-1]) if bank is not None else
+                     (train_cfg.pairs.exemplar_sz, train_cfg.pairs.instance_sz - 2 * train_cfg.pairs.margin))
+            per_pair = distill_gflop_per_pair(net.backbone, ran, sizes)
             rate = sum(throughput) / len(throughput)
             share = {"gflop_per_pair": round(per_pair, 3), "gflops": round(rate * per_pair, 1),
                      "peak_gflops": round(self.peak(trainer.precision), 1), "precision": trainer.precision}
@@ -305,11 +306,10 @@ class Compressor:
                   "candidates": candidates, "selected": os.path.relpath(selected, self.out_dir),
                   "selected_epoch": best["epoch"],
                   "auc": best["auc"], "precision": best["precision"], "success_rate": best["success_rate"],
-                  "ao": best.get("ao"), "diverged": info.get("diverged"), "diagnosis": diagnosis, "pairs_per_s": throughput, "arithmetic": share,
+                  "ao": best.get("ao"), "diverged": info.get("diverged"), "diagnosis": diagnosis,
+                  "pairs_per_s": throughput, "arithmetic": share,
                   "seconds": round(time.perf_counter() - start, 1)}
-        self.state["phases"] = [p for p in self.state["phases"] if p["name"] != name] + [record]
-        write_json(self.state_path, self.state)
-        self.write_log()
+        self.record(record)
         for e in range(0, train_cfg.epochs + 1):   # only the selected candidate is kept
             if os.path.exists(candidate_path(phase_dir, e)):
                 os.remove(candidate_path(phase_dir, e))
@@ -327,7 +327,11 @@ class Compressor:
                   "trainable": [], "fit_residual": None, "refined_residual": None, "epochs": 0, "pairs_per_s": [],
                   "arithmetic": None, "selected": os.path.relpath(selected, self.out_dir),
                   "seconds": round(time.perf_counter() - start, 1)}
-        self.state["phases"] = [p for p in self.state["phases"] if p["name"] != name] + [record]
+        self.record(record)
+
+    def record(self, record: dict[str, Any]) -> None:
+        """Put a finished phase in state.json (replacing an earlier record of it) and the log."""
+        self.state["phases"] = [p for p in self.state["phases"] if p["name"] != record["name"]] + [record]
         write_json(self.state_path, self.state)
         self.write_log()
 

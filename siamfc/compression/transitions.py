@@ -74,7 +74,7 @@ def chunks(sample: Sample | torch.Tensor, size: int = CHUNK) -> Iterator[torch.T
             yield batch[i:i + size]
 
 
-def _rows(t: torch.Tensor, pick: torch.Tensor | None = None) -> torch.Tensor:
+def as_rows(t: torch.Tensor, pick: torch.Tensor | None = None) -> torch.Tensor:
     """N, C, H, W -> rows of C (one per position), in float64."""
     rows = t.permute(0, 2, 3, 1).reshape(-1, t.shape[1]).double()
     return rows if pick is None else rows[pick]
@@ -163,7 +163,7 @@ def init_hourglass(new: FDChain, old: FDChain, layer: int, sample: Sample, teach
     gen = torch.Generator().manual_seed(seed)
     for src, dst in _pairs(old, ref, sample, f"conv{layer}", layer):
         pick = _pick(len(src), src.shape[2] * src.shape[3], gen)
-        xs, ys = _rows(src, pick), _rows(dst, pick) * scale
+        xs, ys = as_rows(src, pick), as_rows(dst, pick) * scale
         for g, m in enumerate(moments):
             ch = slice(g * cg, (g + 1) * cg)
             m.add(xs[:, ch], ys[:, ch])
@@ -239,7 +239,7 @@ def output_projection(teacher: FDChain, sample: Sample, width: int, groups: int,
     k, cg = width // groups, c // groups
     second = torch.zeros(c, c, dtype=torch.float64)
     for x in chunks(sample):
-        rows = _rows(teacher(x))
+        rows = as_rows(teacher(x))
         second += rows.T @ rows
     proj = torch.zeros(width, c, dtype=torch.float64)
     for g in range(groups):
@@ -249,7 +249,7 @@ def output_projection(teacher: FDChain, sample: Sample, width: int, groups: int,
         student.eval()
         cross = torch.zeros(width, width, dtype=torch.float64)
         for x in chunks(sample):
-            cross += _rows(student(x)).T @ (_rows(teacher(x)) @ proj.T)
+            cross += as_rows(student(x)).T @ (as_rows(teacher(x)) @ proj.T)
         u, _, vt = torch.linalg.svd(cross)
         proj = (u @ vt) @ proj
     return proj.float()
@@ -356,7 +356,7 @@ def init_selection(new: FDChain, old: FDChain, layer: int, sample: Sample, teach
     moments = [Moments() for _ in range(groups)]
     for x in chunks(sample):
         pre = old.trace(x, upto=layer)[f"conv{layer}"]
-        rows = _rows(pre, _pick(len(x), pre.shape[2] * pre.shape[3], gen))
+        rows = as_rows(pre, _pick(len(x), pre.shape[2] * pre.shape[3], gen))
         kept = rows[:, chosen]
         for g, m in enumerate(moments):
             m.add(kept[:, g * kg:(g + 1) * kg], rows[:, g * cg:(g + 1) * cg])
@@ -414,7 +414,7 @@ def init_narrowed(new: FDChain, old: FDChain, layer: int, sample: Sample, teache
         squeezed = old.trace(x, upto=layer)[f"squeeze{layer}"]
         target = (ref or old).trace(x, upto=layer + 1)[f"conv{layer + 1}"]
         pick = _pick(len(x), target.shape[2] * target.shape[3], gen)
-        ys = _rows(target, pick)
+        ys = as_rows(target, pick)
         cout = target.shape[1] // groups
         for shift in shifts:
             if shift is not None:

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
+from tqdm import tqdm
 
 from ..config import Config, param
 from ..errors import InputError
@@ -81,8 +82,6 @@ def region_pair(sequences: list[list[str]], cfg: FramePairConfig,
 
 def cut_pairs(sequences: list[list[str]], cfg: FramePairConfig) -> tuple[torch.Tensor, torch.Tensor]:
     """``cfg.pairs`` pairs as uint8 tensors (N, 3, 127, 127) and (N, 3, 239, 239)."""
-    from tqdm import tqdm
-
     rng = np.random.default_rng(cfg.seed)
     z = torch.empty(cfg.pairs, 3, cfg.exemplar_sz, cfg.exemplar_sz, dtype=torch.uint8)
     x = torch.empty(cfg.pairs, 3, cfg.instance_sz, cfg.instance_sz, dtype=torch.uint8)

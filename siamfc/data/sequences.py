@@ -37,6 +37,11 @@ class Sequence:
         return len(self.frames)
 
 
+def visible_frames(seq: Sequence) -> np.ndarray:
+    """Per frame: the target has a finite box of positive size."""
+    return np.isfinite(seq.boxes).all(1) & (np.nan_to_num(seq.boxes[:, 2:]) > 0).all(1)
+
+
 def segments(seq: Sequence, length: int) -> list[Sequence]:
     """``seq`` cut into consecutive pieces of about ``length`` frames, each tracked on its
     own from its first frame with a visible target (a short remainder joins the last piece).
@@ -44,7 +49,7 @@ def segments(seq: Sequence, length: int) -> list[Sequence]:
     Many short starts measure a tracker with far less variance than one long run, where
     a single drift decides the score: it is what a small selection split needs.
     """
-    visible = np.isfinite(seq.boxes).all(1) & (np.nan_to_num(seq.boxes[:, 2:]) > 0).all(1)
+    visible = visible_frames(seq)
     starts = list(range(0, len(seq), length))
     if len(starts) > 1 and len(seq) - starts[-1] < length // 2:
         starts.pop()
@@ -69,7 +74,7 @@ def tail_cut(length: int, fraction: float) -> int:
 def tail(seq: Sequence, fraction: float) -> Sequence | None:
     """The last ``fraction`` of ``seq`` as a sequence of its own, tracked from its first
     frame with a visible target; None when too little of it is visible."""
-    visible = np.isfinite(seq.boxes).all(1) & (np.nan_to_num(seq.boxes[:, 2:]) > 0).all(1)
+    visible = visible_frames(seq)
     cut = tail_cut(len(seq), fraction)
     if not visible[cut:].any():
         return None
