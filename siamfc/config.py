@@ -20,6 +20,7 @@ from typing import Any, Sequence, TypeVar
 import yaml
 
 from .errors import InputError
+from .geometry import CROPS
 
 T = TypeVar("T")
 
@@ -220,8 +221,19 @@ class TrackerConfig(Config):
     response_sz: int = param(17, ge=1)
     response_up: int = param(16, ge=1)
     total_stride: int = param(8, ge=1)
+    # The search squares' sampling (geometry.CROPS): ``resize`` tracks pixel for pixel
+    # as the public code does, ``warp`` differs by a grey level at most and is faster.
+    crop: str = param("warp", choices=tuple(CROPS))
 
     def check(self) -> None:
         if self.instance_sz < self.exemplar_sz:
             raise ConfigError("TrackerConfig.instance_sz", f"{self.instance_sz} is smaller than exemplar_sz "
                                                            f"{self.exemplar_sz}")
+        # The score map's side follows from the two crops and the stride; the window and
+        # the upsampling buffers are sized from response_sz, so the two must agree.
+        side = (self.instance_sz - self.exemplar_sz) // self.total_stride + 1
+        if self.response_sz != side:
+            raise ConfigError("TrackerConfig.response_sz", f"{self.response_sz} does not match the score map of "
+                                                           f"exemplar_sz {self.exemplar_sz}, instance_sz "
+                                                           f"{self.instance_sz} and total_stride "
+                                                           f"{self.total_stride} ({side})")

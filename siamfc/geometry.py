@@ -43,22 +43,25 @@ def crop_region(img: np.ndarray, center: np.ndarray, size: float, out_size: int,
     resize it to ``out_size`` x ``out_size`` (bilinear).
 
     Parts outside the frame take the colour ``fill``. Only the square itself is
-    allocated, never a padded copy of the whole frame; the pixels are identical to
-    padding the frame and slicing, which is what SiamFC implementations do.
-    ``out`` (out_size x out_size x C, uint8) receives the result when given.
+    built (by ``copyMakeBorder`` around the part inside the frame, 20-50x faster
+    than filling an array in numpy), never a padded copy of the whole frame; the
+    pixels are identical to padding the frame and slicing, which is what SiamFC
+    implementations do. ``out`` (out_size x out_size x C, uint8) receives the
+    result when given.
     """
     side = max(int(round(size)), 1)
     y0, x0 = (int(v) for v in np.round(center - (side - 1) / 2))
     y1, x1 = y0 + side, x0 + side
     h, w = img.shape[:2]
-    if y0 >= 0 and x0 >= 0 and y1 <= h and x1 <= w:
-        patch = img[y0:y1, x0:x1]
-    else:
-        patch = np.empty((side, side, img.shape[2]), dtype=img.dtype)
-        patch[:] = fill
-        iy0, ix0, iy1, ix1 = max(y0, 0), max(x0, 0), min(y1, h), min(x1, w)
-        if iy1 > iy0 and ix1 > ix0:
-            patch[iy0 - y0:iy1 - y0, ix0 - x0:ix1 - x0] = img[iy0:iy1, ix0:ix1]
+    iy0, ix0, iy1, ix1 = max(y0, 0), max(x0, 0), min(y1, h), min(x1, w)
+    if iy1 <= iy0 or ix1 <= ix0:   # wholly outside: a constant square resizes to itself
+        out = np.empty((out_size, out_size, img.shape[2]), img.dtype) if out is None else out
+        out[:] = fill
+        return out
+    patch = img[iy0:iy1, ix0:ix1]
+    if (iy0, ix0, iy1, ix1) != (y0, x0, y1, x1):
+        patch = cv2.copyMakeBorder(patch, iy0 - y0, y1 - iy1, ix0 - x0, x1 - ix1, cv2.BORDER_CONSTANT,
+                                   value=tuple(int(v) for v in np.broadcast_to(fill, img.shape[2:])))
     return cv2.resize(patch, (out_size, out_size), dst=out, interpolation=cv2.INTER_LINEAR)
 
 
@@ -66,3 +69,31 @@ def fill_color(img: np.ndarray) -> np.ndarray:
     """The frame's mean colour as uint8 (round half to even, as cv2's saturate_cast)."""
     mean = np.asarray(cv2.mean(img)[:img.shape[2]])
     return np.clip(np.round(mean), 0, 255).astype(np.uint8)
+
+
+def warp_region(img: np.ndarray, center: np.ndarray, size: float, out_size: int,
+                fill: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+    """:func:`crop_region`'s square, sampled by one affine warp straight from the frame.
+
+    The same map from output to frame pixels as resizing the square (pixel centres
+    aligned), but the warp reads only the pixels it samples and paints the outside
+    with ``fill`` itself, so no square is built: at 1280x720 with a large target
+    that is 0.05 ms against 0.2-0.3 ms a crop. OpenCV's warp quantizes sample
+    positions to 1/32 pixel, so pixels may differ from the resize's by a level or
+    two, and at the square's edge it reads the frame where the resize repeats the
+    edge pixel.
+    """
+    side = max(int(round(size)), 1)
+    y0, x0 = np.round(center - (side - 1) / 2)
+    scale = side / out_size
+    shift = 0.5 * scale - 0.5
+    m = np.array([[scale, 0.0, x0 + shift], [0.0, scale, y0 + shift]])
+    border = tuple(int(v) for v in np.broadcast_to(fill, img.shape[2:]))
+    return cv2.warpAffine(img, m, (out_size, out_size), dst=out, flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
+                          borderMode=cv2.BORDER_CONSTANT, borderValue=border)
+
+
+# How the tracker cuts its search squares (TrackerConfig.crop): ``resize`` is
+# pixel-identical to the public code's padded-frame crops; ``warp`` is the same
+# geometry at a fraction of the cost.
+CROPS = {"warp": warp_region, "resize": crop_region}

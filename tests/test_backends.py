@@ -63,7 +63,7 @@ def test_auto_only_lets_verified_reduced_precision_compete(slim, tmp_path, monke
     monkeypatch.setattr(backends, "REDUCED", ("bf16",))
     monkeypatch.setattr(backends, "self_check", lambda backbone, backend: False)
     timed = []
-    monkeypatch.setattr(backends, "time_runner", lambda runner, crops: timed.append(runner.precision) or
+    monkeypatch.setattr(backends, "time_updates", lambda runner, clip: timed.append(runner.precision) or
                         {"fp32": 2.0, "bf16": 1.0}[runner.precision])
     # no accuracy record and a failed self-check: bf16 may not compete, however fast
     assert backends.auto_backend(slim, torch.device("cpu")) == "fp32"

@@ -247,7 +247,9 @@ def test_bad_yaml(tool, section, case, files, tmp_path):
                                       ("compress: {rates: [0.3, 0.3]}", "compress.rates"),
                                       ("compress: {step: {initial_lr: 0}}", "compress.step.initial_lr"),
                                       ("train: {precision: fp8}", "train.precision"),
-                                      ("compress: {select: {root: /nowhere}}", "compress.select.root")])
+                                      ("compress: {select: {root: /nowhere}}", "compress.select.root"),
+                                      ("track: {crop: nearest}", "track.crop"),
+                                      ("track: {response_sz: 15}", "track.response_sz")])
 def test_pipeline_config_is_checked_before_any_work(text, key, tmp_path):
     cfg = tmp_path / "cfg.yaml"
     cfg.write_text(f"pipeline: {{out: {tmp_path / 'run'}}}\n{text}\n")

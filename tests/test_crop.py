@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 from siamfc.geometry import from_center, to_center
-from siamfc.geometry import crop_region, fill_color
+from siamfc.geometry import crop_region, fill_color, warp_region
 
 
 def padded_crop(img, center, size, out_size, fill):
@@ -116,3 +116,24 @@ def test_otb_layout_training_reader_rejects_bad_sequences(tmp_path, defect, need
     ds[0]   # the others still read
     index = crop_dataset("otb", str(root), str(tmp_path / "crops"))   # and the crop job skips it, naming why
     assert [s["name"] for s in index["sequences"]] == ["clip0", "clip1"]
+
+
+@pytest.mark.parametrize("center,size", [((60.0, 80.0), 90.0), ((5.0, 5.0), 41.0), ((60.0, 80.0), 400.0),
+                                         ((60.5, 80.5), 127.5)])
+def test_the_warp_crop_samples_the_same_square_as_the_resize(coord_image, center, size):
+    fill = fill_color(coord_image)
+    warp = warp_region(coord_image, np.array(center), size, 127, fill).astype(int)
+    exact = crop_region(coord_image, np.array(center), size, 127, fill).astype(int)
+    # the same geometry: inside, a grey level of rounding at most (the coordinate image
+    # wraps at 256, so only pixels away from a wrap compare); the square's edge may differ
+    inner = np.abs(warp - exact)[2:-2, 2:-2]
+    assert np.median(inner) == 0 and np.percentile(inner, 95) <= 1
+
+
+def test_the_warp_crop_paints_the_outside_with_the_fill_colour(coord_image):
+    fill = np.array([200, 10, 99], np.uint8)
+    out = np.zeros((41, 41, 3), np.uint8)
+    got = warp_region(coord_image, np.array([0.0, 0.0]), 41, 41, fill, out=out)
+    assert got is out
+    assert (out[:19, :19] == fill).all()
+    np.testing.assert_array_equal(out[21:, 21:], coord_image[1:21, 1:21])

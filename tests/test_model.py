@@ -51,3 +51,17 @@ def test_fast_correlation_matches_the_head():
     got = Correlator(z.numpy())(x.numpy())
     assert got.shape == (3, 17, 17)
     assert float(abs(got - want).max() / abs(want).max()) < 1e-5
+
+
+def test_the_gemm_upsampling_equals_opencvs_bicubic_resize():
+    import cv2
+    import numpy as np
+
+    from siamfc.tracking.ops import Upsampler
+
+    maps = np.random.default_rng(0).normal(0, 50, (3, 17, 17)).astype(np.float32)
+    got = Upsampler(3, 17, 16)(maps)
+    want = np.stack([cv2.resize(m, (272, 272), interpolation=cv2.INTER_CUBIC) for m in maps])
+    assert got.shape == (3, 272, 272)
+    assert float(abs(got - want).max() / abs(want).max()) < 1e-6
+    assert [m.argmax() for m in got] == [m.argmax() for m in want]

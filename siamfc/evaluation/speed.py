@@ -6,6 +6,9 @@ tracker's FPS as got10k measures it (per-frame ``update`` time, frame decoding
 excluded) and AUC/precision on the same sequences; OpenCV's trackers run through
 the same path. A GEMM measurement gives the machine's matrix-multiply peak for
 each precision, so backbone latency can be read against the hardware limit.
+A per-frame profile splits ``update()`` into its parts (tracking/profile.py) on
+640x360 and 1280x720 clips, so the time outside the backbone is measured, not
+inferred.
 """
 from __future__ import annotations
 
@@ -19,7 +22,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..data.sequences import Sequence, read_frame
+from ..data.sequences import Sequence, otb_folder_sequence, read_frame
 from ..files import write_json, write_text
 from ..models.backbone import widths_from_rates
 from ..models.checkpoint import build_net, load_checkpoint, save_checkpoint
@@ -28,6 +31,7 @@ from ..system import cpu_name, isa_summary, median_seconds
 from ..tracking.backends import BACKENDS, auto_backend, make_runner, record_accuracy, time_runner
 from ..tracking.factory import TrackerSpec, build_tracker
 from ..tracking.opencv import available as opencv_available
+from ..tracking.profile import PARTS
 from . import evaluate
 
 
@@ -61,6 +65,25 @@ def tracker_fps(spec: TrackerSpec, sequences: list[Sequence], max_frames: int) -
         if len(times) >= max_frames:
             break
     return 1.0 / statistics.median(times)
+
+
+def profile_tracker(spec: TrackerSpec, clips: dict[str, Sequence]) -> dict[str, dict[str, float]]:
+    """Median milliseconds of each part of ``update()`` on each clip (label -> parts),
+    frames decoded just before each call as evaluation decodes them, after a
+    warm-up pass over the first clip."""
+    tracker = build_tracker(spec)
+    out = {}
+    first = next(iter(clips.values()))
+    for label, seq in [("", first)] + list(clips.items()):
+        tracker.init(read_frame(seq.frames[0]), seq.boxes[0])
+        tracker.profile.reset()
+        tracker.profile.enabled = bool(label)
+        for path in seq.frames[1:]:
+            tracker.update(read_frame(path))
+        if label:
+            out[label] = {k: round(v, 3) for k, v in tracker.profile.medians_ms().items()}
+    tracker.profile.enabled = False
+    return out
 
 
 def gemm_peak(precision: str, repeats: int = 7) -> float:
@@ -132,14 +155,18 @@ def benchmark_models(out: str, shared: str | None, full: str | None = None) -> d
     return models
 
 
+PROFILE_SIZES = ((640, 360), (1280, 720))
+
+
 def synthetic_frames(out: str) -> str:
-    """OTB-layout clips at 640x360 and 1280x720 when no real footage is given."""
+    """OTB-layout clips at 640x360 and 1280x720: the profile's frames, and the
+    benchmark's when no real footage is given."""
     import cv2
 
     from ..data.synthetic import render_sequence
 
     root = os.path.join(out, "frames")
-    for i, (w, h) in enumerate(((640, 360), (1280, 720))):
+    for i, (w, h) in enumerate(PROFILE_SIZES):
         seq = os.path.join(root, f"synthetic_{w}x{h}")
         if os.path.isdir(seq):
             continue
@@ -163,7 +190,10 @@ def run(out: str, threads: int = 2, backends: tuple[str, ...] = BACKENDS[:-1],
     torch.set_num_threads(threads)
     real = os.path.join(shared, "data", "real") if shared else ""
     root = real if os.path.isdir(real) else synthetic_frames(out)
+    clips_root = synthetic_frames(out)
+    clips = {f"{w}x{h}": otb_folder_sequence(os.path.join(clips_root, f"synthetic_{w}x{h}")) for w, h in PROFILE_SIZES}
     rows: list[Row] = []
+    profiles: list[dict[str, Any]] = []
     peaks = {p: gemm_peak(p) for p in ("fp32", "bf16", "int8")}
     for name, ckpt in benchmark_models(out, shared, full).items():
         backbone = load_checkpoint(ckpt).net.backbone
@@ -181,6 +211,8 @@ def run(out: str, threads: int = 2, backends: tuple[str, ...] = BACKENDS[:-1],
                          only=sequences, summary_file=f"summary_{name}-{backend}.json")
             if backend != "plain":
                 aucs[backend] = s["mean_auc"]
+            for size, parts in profile_tracker(spec, clips).items():
+                profiles.append({"tracker": name, "backend": backend, "frames": size, **parts})
             row = Row(name, backend, count_params(backbone), round(state_dict_mb(backbone), 3), round(g, 3),
                       round(latency, 2), round(3 * g / latency * 1e3, 1), round(s["fps"], 1),
                       round(s["mean_auc"], 4), round(s["mean_precision"], 4))
@@ -200,6 +232,8 @@ def run(out: str, threads: int = 2, backends: tuple[str, ...] = BACKENDS[:-1],
                 picked = measure(choice)
                 record_accuracy(backbone, aucs)
             rows.append(Row(**{**asdict(picked), "backend": f"auto -> {choice}"}))
+            profiles += [{**p, "backend": f"auto -> {choice}"} for p in profiles
+                         if p["tracker"] == name and p["backend"] == choice]
             print(f"{name:12s} auto picks {choice}: {picked.fps / plain.fps:.2f}x the plain baseline")
     for cv_name in opencv_available():
         s = evaluate(TrackerSpec("opencv", cv_name), "folder", root, os.path.join(out, "runs"), workers=1,
@@ -209,7 +243,7 @@ def run(out: str, threads: int = 2, backends: tuple[str, ...] = BACKENDS[:-1],
         print(f"OpenCV {cv_name:5s} fps {s['fps']:7.1f}  AUC {s['mean_auc']:.4f}")
     result = {"cpu": cpu_name(), "isa": isa_summary(), "machine": platform.machine(), "threads": threads, "torch": torch.__version__,
               "frames": os.path.abspath(root), "gemm_peak_gflops": {k: round(v, 1) for k, v in peaks.items()},
-              "rows": [asdict(r) for r in rows]}
+              "rows": [asdict(r) for r in rows], "profile": profiles}
     write_json(os.path.join(out, "benchmark.json"), result)
     write_text(os.path.join(out, "benchmark.md"), markdown(result))
     return result
@@ -219,19 +253,28 @@ def markdown(result: dict[str, Any]) -> str:
     peaks = result["gemm_peak_gflops"]
     lines = [f"{result['cpu']} ({result['isa']}), {result['threads']} threads, PyTorch {result['torch']}. "
              f"Measured GEMM peak: {peaks['fp32']:.0f} GFLOP/s fp32, {peaks['bf16']:.0f} GFLOP/s bf16, "
-             f"{peaks['int8']:.0f} GOP/s int8.", "",
-             "| tracker | backend | params | MB | GFLOPs | backbone 3x255 (ms) | backbone GFLOP/s "
-             "(% of the GEMM peak at that precision) | FPS | AUC | precision |",
-             "|---|---|---|---|---|---|---|---|---|---|"]
+             f"{peaks['int8']:.0f} GOP/s int8.", ""]
     side = side_by_side(result["rows"])
+    profile = {(p["tracker"], p["backend"], p["frames"]): p for p in result.get("profile", [])}
+    sizes = sorted({p["frames"] for p in profile.values()}, key=lambda f: int(f.split("x")[0]))
+
+    def outside(row: dict[str, Any]) -> str:
+        got = [profile.get((row["tracker"], row["backend"], f)) for f in sizes]
+        return " / ".join(f"{p['outside']:.2f}" if p else "-" for p in got) or "-"
+
     if side:
         lines[1:1] = ["", "Side by side in this run: ours (`auto`) against the plain baseline (the public "
                       "code's per-frame path: padded frame, eager fp32 NCHW, conv2d correlation).", "",
-                      "| model | plain fps | ours fps (`auto`) | ratio | ms per frame outside the backbone, "
-                      "estimated as 1000/fps minus the backbone timed alone (plain / ours) |",
+                      f"| model | plain fps | ours fps (`auto`) | ratio | ms per frame outside the backbone, "
+                      f"profiled at {' / '.join(sizes) or '-'}: plain; ours |",
                       "|---|---|---|---|---|"] + [
             f"| {m} | {p['fps']:.1f} | {o['fps']:.1f} ({o['backend']}) | {o['fps'] / p['fps']:.2f}x | "
-            f"{outside_ms(p)} / {outside_ms(o)} |" for m, (p, o) in side.items()] + [""]
+            f"{outside(p)}; {outside(o)} |" for m, (p, o) in side.items()] + [""]
+    if profile:
+        lines += profile_markdown(list(profile.values())) + [""]
+    lines += ["| tracker | backend | params | MB | GFLOPs | backbone 3x255 (ms) | backbone GFLOP/s "
+              "(% of the GEMM peak at that precision) | FPS | AUC | precision |",
+              "|---|---|---|---|---|---|---|---|---|---|"]
     for r in result["rows"]:
         if r["latency_ms"] is None:
             lines.append(f"| {r['tracker']} | - | - | - | - | - | - | {r['fps']:.1f} | {r['auc']:.3f} | "
@@ -244,11 +287,18 @@ def markdown(result: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def outside_ms(row: dict[str, Any]) -> str:
-    """Per-frame time outside the backbone, from two separate timings: where the
-    machine's noise makes it negative, say so rather than print a negative time."""
-    ms = 1e3 / row["fps"] - row["latency_ms"]
-    return f"{ms:.1f}" if ms >= 0 else "n/a (timings noisy)"
+def profile_markdown(profile: list[dict[str, Any]]) -> list[str]:
+    """The per-frame profile as a table: median ms of each part of update()."""
+    head = " | ".join(PARTS)
+    lines = ["Per-frame profile: median milliseconds of each part of `update()` (frames decoded just before "
+             "each call; `outside` is the median of each frame's total without the backbone).", "",
+             f"| tracker | backend | frames | {head} | outside | update |",
+             "|---|---|---|" + "---|" * (len(PARTS) + 2)]
+    for p in profile:
+        cells = " | ".join(f"{p[k]:.3f}" for k in PARTS)
+        lines.append(f"| {p['tracker']} | {p['backend']} | {p['frames']} | {cells} | **{p['outside']:.3f}** | "
+                     f"{p['total']:.3f} |")
+    return lines
 
 
 def side_by_side(rows: list[dict[str, Any]]) -> dict[str, tuple[dict[str, Any], dict[str, Any]]]:

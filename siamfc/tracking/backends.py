@@ -14,7 +14,7 @@ compilation and the inference engine are chosen here and nowhere else:
   crops by min-max or by the 99.999th percentile; which one keeps a given set
   of weights closer to fp32 varies, so both are offered and measured;
 * ``auto``: the fastest backend that keeps accuracy for these weights on this
-  machine, timed once and cached in ``~/.cache/fdsiamfc/auto_backend.json``.
+  machine, timed once on whole tracker updates and cached in ``~/.cache/fdsiamfc/auto_backend.json``.
   fp32-exact backends (:data:`EXACT`) always compete; reduced-precision ones
   (:data:`REDUCED`) only where they track as fp32 does for the same weights.
   The full proof is ``tools/benchmark.py``'s: a mean AUC on real footage within
@@ -202,27 +202,60 @@ def self_check(backbone: nn.Module, backend: str) -> bool:
     return passed
 
 
+AUTO_SIZE = (640, 360)   # the frames auto times whole update() calls on
+AUTO_WARMUP, AUTO_FRAMES = 5, 30
+
+
+def auto_clip():
+    """The embedded clip that ``auto`` times trackers on: real-size frames, so that
+    the crops, correlation and upsampling count as they do when tracking."""
+    from ..data.synthetic import render_sequence
+
+    return render_sequence(np.random.SeedSequence(SELF_CHECK_SEED), 1 + AUTO_WARMUP + AUTO_FRAMES, *AUTO_SIZE)
+
+
+def time_updates(runner: Runner, clip) -> float:
+    """Median seconds of a SiamFC tracker's whole ``update()`` with ``runner`` as its
+    backbone on ``clip``, after warm-up calls (which also compile)."""
+    import time
+
+    from .siamfc import SiamFCTracker
+
+    tracker = SiamFCTracker(runner)
+    tracker.init(clip.frames[0], clip.boxes[0])
+    times = []
+    for n, frame in enumerate(clip.frames[1:]):
+        frame = frame.copy()   # in cache, as a frame just decoded is
+        start = time.perf_counter()
+        tracker.update(frame)
+        if n >= AUTO_WARMUP:
+            times.append(time.perf_counter() - start)
+    return float(np.median(times))
+
+
 def auto_backend(backbone: nn.Module, device: torch.device | None = None) -> str:
     """The fastest accurate backend for these weights on this machine (cached).
 
-    A candidate that cannot run here (no C++ compiler for ``torch.compile``, say)
-    drops out, with its reason printed; if none can run, the reasons are raised.
+    Candidates race on whole ``update()`` calls of the tracker on real-size frames,
+    not on the backbone alone: a backend whose backbone times faster may track
+    slower once its input and output conversions are counted. A candidate that
+    cannot run here (no C++ compiler for ``torch.compile``, say) drops out, with
+    its reason printed; if none can run, the reasons are raised.
     """
     device = device or default_device()
     if device.type != "cpu":
         return "fp32"
     candidates = list(EXACT) + verified(backbone)
-    key = json.dumps([machine_id(), torch.get_num_threads(), weights_key(backbone), candidates])
+    key = json.dumps([machine_id(), torch.get_num_threads(), weights_key(backbone), candidates,
+                      "update@{}x{}".format(*AUTO_SIZE)])
     cached = _load("auto_backend.json").get(key)
     if cached in candidates:
         return cached
-    crops = np.random.default_rng(0).integers(0, 256, (3, 255, 255, 3), dtype=np.uint8)
+    clip = auto_clip()
     timings, failures = {}, {}
     for name in candidates:
         try:
-            runner = make_runner(backbone, name, device)
-            runner(crops[:1, 64:191, 64:191].copy())   # the exemplar shape compiles too
-            timings[name] = time_runner(runner, crops)
+            timings[name] = time_updates(make_runner(backbone, name, device), clip)
         except (RuntimeError, OSError, ImportError, InputError, ValueError) as e:
             failures[name] = f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"
             print(f"auto backend: {name} cannot run here ({failures[name]})")
@@ -230,6 +263,9 @@ def auto_backend(backbone: nn.Module, device: torch.device | None = None) -> str
         raise RuntimeError("auto backend: no backend runs on this machine: "
                            + "; ".join(f"{k}: {v}" for k, v in failures.items()))
     choice = min(timings, key=timings.get)
+    print("auto backend: update() ms on {}x{} frames: ".format(*AUTO_SIZE)
+          + ", ".join(f"{k} {1e3 * v:.2f}" for k, v in sorted(timings.items(), key=lambda kv: kv[1]))
+          + f" -> {choice}")
 
     def add(data: dict) -> dict:
         data[key] = choice

@@ -56,18 +56,27 @@ class PlainSiamFCTracker(SiamFCBase):
 
     def update(self, image: Any) -> np.ndarray:
         img = np.asarray(image)
-        cfg = self.cfg
-        x = self.embed([padded_crop(img, self.center, self.x_sz * f, cfg.instance_sz, self.fill)
-                        for f in self.scale_factors])
+        cfg, mark = self.cfg, self.profile.mark
+        self.profile.start()
+        crops = [padded_crop(img, self.center, self.x_sz * f, cfg.instance_sz, self.fill) for f in self.scale_factors]
+        mark("crop")
+        x = self.embed(crops)
+        mark("backbone")
         n, c, h, w = x.shape
         with torch.no_grad():
             out = F.conv2d(x.reshape(1, n * c, h, w), self.kernel.repeat(n, 1, 1, 1), groups=n)
         responses = (out.reshape(n, out.shape[-2], out.shape[-1]) * cfg.out_scale).numpy()
+        mark("correlation")
         up = np.stack([cv2.resize(r, (self.upscale_sz, self.upscale_sz), interpolation=cv2.INTER_CUBIC)
                        for r in responses]) * self.scale_weights[:, None, None]
+        mark("upsample")
         scale_id = int(np.argmax(up.reshape(n, -1).max(axis=1)))
         response = up[scale_id]
         response = response - response.min()
         response = response / (response.sum() + 1e-16)
         response = (1 - cfg.window_influence) * response + cfg.window_influence * self.hann_window
-        return self.move(np.unravel_index(response.argmax(), response.shape), scale_id)
+        loc = np.unravel_index(response.argmax(), response.shape)
+        mark("peak")
+        box = self.move(loc, scale_id)
+        mark("state")
+        return box

@@ -8,11 +8,12 @@ import cv2
 import numpy as np
 from got10k.trackers import Tracker
 
-from ..geometry import context_size, crop_region, fill_color, from_center, is_valid_box, to_center
+from ..geometry import CROPS, context_size, fill_color, from_center, is_valid_box, to_center
 from ..config import TrackerConfig
 from ..data.sequences import read_frame
 from ..errors import InputError
-from .ops import Correlator
+from .ops import Correlator, Upsampler
+from .profile import FrameProfile
 
 
 class SiamFCBase(Tracker):
@@ -30,6 +31,7 @@ class SiamFCBase(Tracker):
         self.scale_factors = cfg.scale_step ** np.linspace(-half, half, cfg.scale_num)
         self.scale_weights = np.full(cfg.scale_num, cfg.scale_penalty, dtype=np.float32)
         self.scale_weights[half] = 1.0
+        self.profile = FrameProfile()
 
     def start(self, img: np.ndarray, box: np.ndarray) -> None:
         """The target's state from the first box: centre, size and the two crop sides."""
@@ -63,9 +65,11 @@ class SiamFCBase(Tracker):
 class SiamFCTracker(SiamFCBase):
     """Fully-convolutional Siamese tracker (Bertinetto et al., 2016).
 
-    Per frame: crop the search region at ``scale_num`` scales, embed them in one
-    batch, correlate with the exemplar, upsample the score maps (bicubic), damp
-    scale changes, add a cosine window and move to the peak.
+    Per frame: cut the search square at ``scale_num`` scales (``cfg.crop``: one
+    warp each, or the public code's resize), embed them in one batch, correlate
+    with the cached exemplar (one GEMM and one strided sum), upsample the score
+    maps bicubically (two GEMMs for all scales), damp scale changes, add a cosine
+    window and move to the peak. ``profile`` times each of these parts.
     """
 
     def __init__(self, runner: Callable[[np.ndarray], np.ndarray], cfg: TrackerConfig | None = None,
@@ -76,47 +80,59 @@ class SiamFCTracker(SiamFCBase):
         self.backend = backend
         self.last_score = 0.0
         # Per-frame work reuses these buffers: nothing is allocated in update().
-        up = self.upscale_sz
         self._crops = np.empty((cfg.scale_num, cfg.instance_sz, cfg.instance_sz, 3), np.uint8)
-        self._up = np.empty((cfg.scale_num, up, up), np.float32)
-        self._mix = np.empty((up, up), np.float64)
-        self._window = cfg.window_influence * self.hann_window
+        self._maps = np.empty((cfg.scale_num, cfg.response_sz, cfg.response_sz), np.float32)
+        self._upsample = Upsampler(cfg.scale_num, cfg.response_sz, cfg.response_up)
+        self._mix = np.empty((self.upscale_sz, self.upscale_sz), np.float32)
+        self._window = (cfg.window_influence * self.hann_window).astype(np.float32)
+        self._cut = CROPS[cfg.crop]
 
     def init(self, image: Any, box: np.ndarray) -> None:
         img = np.asarray(image)
         self.start(img, box)
         self.fill = fill_color(img)
-        z = crop_region(img, self.center, self.z_sz, self.cfg.exemplar_sz, self.fill)
+        z = self._cut(img, self.center, self.z_sz, self.cfg.exemplar_sz, self.fill)
         self.correlate = Correlator(self.runner(z[None]))
 
     def response(self, image: Any) -> np.ndarray:
         """The raw score map (before upsampling and the window) of the current target
         position in ``image`` at the current scale."""
         img = np.asarray(image)
-        crop = crop_region(img, self.center, self.x_sz, self.cfg.instance_sz, self.fill)
+        crop = self._cut(img, self.center, self.x_sz, self.cfg.instance_sz, self.fill)
         return self.correlate(self.runner(crop[None]))[0]
 
     def update(self, image: Any) -> np.ndarray:
         img = np.asarray(image)
-        cfg = self.cfg
+        cfg, mark = self.cfg, self.profile.mark
+        self.profile.start()
         for i, f in enumerate(self.scale_factors):
-            crop_region(img, self.center, self.x_sz * f, cfg.instance_sz, self.fill, out=self._crops[i])
-        responses = self.correlate(self.runner(self._crops)) * np.float32(cfg.out_scale)
-        for i, r in enumerate(responses):
-            cv2.resize(r, (self.upscale_sz, self.upscale_sz), dst=self._up[i], interpolation=cv2.INTER_CUBIC)
-        peaks = self._up.reshape(len(self._up), -1).max(axis=1) * self.scale_weights
+            self._cut(img, self.center, self.x_sz * f, cfg.instance_sz, self.fill, out=self._crops[i])
+        mark("crop")
+        features = self.runner(self._crops)
+        mark("backbone")
+        np.multiply(self.correlate(features), np.float32(cfg.out_scale), out=self._maps)
+        mark("correlation")
+        up = self._upsample(self._maps)
+        mark("upsample")
+        peaks = up.reshape(len(up), -1).max(axis=1) * self.scale_weights
         scale_id = int(np.argmax(peaks))
         self.last_score = float(peaks[scale_id])
 
-        # The same arithmetic as SiamFC's reference code (float32 map, float64 mix),
-        # so the chosen peak is identical; only the buffers are reused.
-        response = self._up[scale_id]
-        response *= self.scale_weights[scale_id]
-        response -= response.min()
-        response /= response.sum() + 1e-16
-        np.multiply(response, 1 - cfg.window_influence, out=self._mix)
-        self._mix += self._window
-        return self.move(np.unravel_index(self._mix.argmax(), self._mix.shape), scale_id)
+        # SiamFC's peak: the argmax of (1 - wi) * r_n + wi * window, where r_n is the
+        # scaled map shifted to a zero minimum and divided by its sum. That shift and
+        # division are an affine map with one gain k for every pixel, and the shift
+        # moves every pixel alike, so the argmax of k * map + window is the same one,
+        # found in three passes instead of eight.
+        response = up[scale_id]
+        weight = float(self.scale_weights[scale_id])
+        total = weight * (float(response.sum()) - response.size * float(response.min()))
+        gain = (1 - cfg.window_influence) * weight / (total + 1e-16)
+        cv2.scaleAdd(response, gain, self._window, dst=self._mix)
+        loc = np.unravel_index(int(self._mix.argmax()), self._mix.shape)
+        mark("peak")
+        box = self.move(loc, scale_id)
+        mark("state")
+        return box
 
 
 def run_tracker(tracker: Tracker, img_files: list[str], box: np.ndarray,
