@@ -221,9 +221,10 @@ class TrackerConfig(Config):
     response_sz: int = param(17, ge=1)
     response_up: int = param(16, ge=1)
     total_stride: int = param(8, ge=1)
-    # The search squares' sampling (geometry.CROPS): ``resize`` tracks pixel for pixel
-    # as the public code does, ``warp`` differs by a grey level at most and is faster.
-    crop: str = param("warp", choices=tuple(CROPS))
+    # How the squares are cut (geometry.CROPS): ``resize`` tracks pixel for pixel as the
+    # public code does; ``warp`` differs by a grey level at most and reads only the
+    # pixels it samples (faster where a large target's square leaves a large frame).
+    crop: str = param("resize", choices=tuple(CROPS))
 
     def check(self) -> None:
         if self.instance_sz < self.exemplar_sz:

@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 from siamfc.geometry import from_center, to_center
-from siamfc.geometry import crop_region, fill_color, warp_region
+from siamfc.geometry import crop_region, fill_color, resize_scales, warp_region
 
 
 def padded_crop(img, center, size, out_size, fill):
@@ -137,3 +137,13 @@ def test_the_warp_crop_paints_the_outside_with_the_fill_colour(coord_image):
     assert got is out
     assert (out[:19, :19] == fill).all()
     np.testing.assert_array_equal(out[21:, 21:], coord_image[1:21, 1:21])
+
+
+@pytest.mark.parametrize("center", [(60.0, 80.0), (5.0, 150.0), (60.0, -80.0), (-500.0, -500.0)])
+def test_all_scales_at_once_equal_one_crop_per_scale(coord_image, center):
+    fill = fill_color(coord_image)
+    sizes = [70.0 * f for f in (1 / 1.0375, 1.0, 1.0375)]
+    out = np.zeros((3, 63, 63, 3), np.uint8)
+    resize_scales(coord_image, np.array(center), sizes, 63, fill, out)
+    for got, size in zip(out, sizes):
+        np.testing.assert_array_equal(got, crop_region(coord_image, np.array(center), size, 63, fill))

@@ -1,5 +1,6 @@
 import numpy as np
 import pytest
+import torch
 
 from got10k.utils.metrics import rect_iou
 
@@ -70,3 +71,31 @@ def test_the_plain_baseline_tracks_exactly_as_ours_does(tmp_path):
         runs[kind] = np.array([tracker.update(f) for f in frames[1:]])
     assert np.abs(runs["siamfc"] - gt[0]).max() > 1   # it moved: the comparison is not vacuous
     np.testing.assert_allclose(runs["plain"], runs["siamfc"], atol=1e-3)
+
+
+@pytest.mark.parametrize("shares_pool", [True, False])
+def test_the_trackers_own_gemms_leave_a_foreign_backbones_cores_alone(shares_pool):
+    """With a backbone outside PyTorch's pool, the correlation and upsampling GEMMs run on
+    the calling thread (PyTorch's idle threads would spin through the next backbone run)."""
+    torch_runner = make_runner(random_net().backbone, "fp32")
+
+    class Runner:
+        torch_threads = shares_pool
+
+        def __call__(self, crops):
+            return torch_runner(crops)
+
+    tracker = SiamFCTracker(Runner(), TrackerConfig())
+    frames, gt = moving_patch_clip(n=3)
+    tracker.init(frames[0], gt[0])
+    seen = []
+    upsample = tracker._upsample
+    tracker._upsample = lambda maps: seen.append(torch.get_num_threads()) or upsample(maps)
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)   # so that "one thread" differs from the pool's count
+    try:
+        tracker.update(frames[1])
+        assert seen == [2 if shares_pool else 1]
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)

@@ -234,6 +234,10 @@ def run(out: str, threads: int = 2, backends: tuple[str, ...] = BACKENDS[:-1],
             rows.append(Row(**{**asdict(picked), "backend": f"auto -> {choice}"}))
             profiles += [{**p, "backend": f"auto -> {choice}"} for p in profiles
                          if p["tracker"] == name and p["backend"] == choice]
+            # the same tracker with the other way of cutting its squares (TrackerConfig.crop)
+            warp = TrackerSpec("siamfc", ckpt, choice, options={"crop": "warp"}, name=f"{name}-{choice}-warp")
+            profiles += [{"tracker": name, "backend": f"auto -> {choice}, crop: warp", "frames": size, **parts}
+                         for size, parts in profile_tracker(warp, clips).items()]
             print(f"{name:12s} auto picks {choice}: {picked.fps / plain.fps:.2f}x the plain baseline")
     for cv_name in opencv_available():
         s = evaluate(TrackerSpec("opencv", cv_name), "folder", root, os.path.join(out, "runs"), workers=1,

@@ -1,7 +1,8 @@
 """Backbone runners for the tracker.
 
 A runner maps a batch of uint8 RGB crops (N, H, W, 3) to float32 embeddings
-(N, C, h, w) as a numpy array. The tracker only calls runners, so precision,
+(N, C, h, w) as a numpy array; its ``torch_threads`` says whether it runs on
+PyTorch's thread pool (the tracker runs its own small GEMMs accordingly). The tracker only calls runners, so precision,
 compilation and the inference engine are chosen here and nowhere else:
 
 * ``fp32``: PyTorch eager, channels-last, under ``inference_mode``;
@@ -56,6 +57,8 @@ def default_device() -> torch.device:
 class TorchRunner:
     """Runs a PyTorch backbone in channels-last layout under ``inference_mode``."""
 
+    torch_threads = True   # runs on PyTorch's thread pool, which the tracker's GEMMs share
+
     def __init__(self, backbone: nn.Module, device: torch.device | None = None,
                  precision: str = "fp32") -> None:
         if precision not in TORCH_BACKENDS:
@@ -64,9 +67,14 @@ class TorchRunner:
         self.precision = precision
         module = backbone.eval().to(self.device, memory_format=torch.channels_last)
         if precision.startswith("compile"):
+            import torch._dynamo.config as dynamo
             import torch._inductor.config as inductor
 
             inductor.freezing = True   # constant-fold weights: BN merges into conv
+            # Every runner, model and input shape is one more compiled entry of the same
+            # forward(); past the limit (8) dynamo silently runs it eagerly, so a benchmark
+            # of several models would time eager code under a compile label.
+            dynamo.recompile_limit = max(dynamo.recompile_limit, 64)
             module = torch.compile(module, dynamic=False)
         self.backbone = module
         self._inputs: dict[tuple[int, ...], torch.Tensor] = {}

@@ -67,6 +67,8 @@ def session(model: str | bytes, threads: int | None = None):
 class OnnxRunner:
     """Backbone runner on ONNX Runtime's CPU execution provider, from the .onnx alone."""
 
+    torch_threads = False   # runs on ONNX Runtime's own thread pool
+
     def __init__(self, model: str | bytes, threads: int | None = None) -> None:
         self.session = session(model, threads)
         self.input = self.session.get_inputs()[0].name

@@ -1,6 +1,9 @@
 """The tracker's cross-correlation of a fixed exemplar with each frame's search batch."""
 from __future__ import annotations
 
+from contextlib import contextmanager
+from typing import Iterator
+
 import numpy as np
 import torch
 from numpy.lib.stride_tricks import as_strided
@@ -75,3 +78,17 @@ class Upsampler:
         torch.matmul(torch.from_numpy(maps), self.cols, out=self._half)
         torch.matmul(self.rows, self._half, out=self._out)
         return self._out.numpy()
+
+
+@contextmanager
+def torch_threads(n: int | None) -> Iterator[None]:
+    """PyTorch's intra-op thread count set to ``n`` for the block (unchanged for None)."""
+    if n is None:
+        yield
+        return
+    before = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
