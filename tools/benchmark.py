@@ -1,7 +1,9 @@
 """Speed and accuracy benchmark: our trackers on every backend against OpenCV's, on the
 same frames (../shared/data/real when present, else synthetic 640x360 and 1280x720 clips).
 
-Writes OUT/benchmark.json and OUT/benchmark.md (the table in the README).
+Every row is tracked afresh in this run (records from an earlier run are dropped), and
+each tracker's update() is profiled part by part on 640x360 and 1280x720 clips.
+Writes OUT/benchmark.json and OUT/benchmark.md (the tables in the README).
 
 Example:
   python tools/benchmark.py --out runs/benchmark --threads 2

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 import platform
+import shutil
 import statistics
 import time
 from dataclasses import asdict, dataclass
@@ -109,7 +110,7 @@ def gemm_peak(precision: str, repeats: int = 7) -> float:
         runs = [(lambda: F.conv2d(xc, wc), conv), (lambda: F.conv2d(x, w), conv),
                 (lambda: torch.mm(m, m), 2 * 2048 ** 3)]
     with torch.inference_mode():
-        return max(flops / median_seconds(run, repeats, warmup=1) / 1e9 for run, flops in runs)
+        return max(flops / median_seconds(run, repeats, warmup=3) / 1e9 for run, flops in runs)
 
 
 def peak_for(backend: str) -> str:
@@ -188,13 +189,18 @@ def run(out: str, threads: int = 2, backends: tuple[str, ...] = BACKENDS[:-1],
     if full:
         load_checkpoint(full)   # a bad file fails now, before anything is written
     torch.set_num_threads(threads)
+    # Ratios are only meaningful between rows timed in one run of the same code: tracking
+    # records left by an earlier run (which evaluation would resume from) are dropped.
+    shutil.rmtree(os.path.join(out, "runs"), ignore_errors=True)
     real = os.path.join(shared, "data", "real") if shared else ""
     root = real if os.path.isdir(real) else synthetic_frames(out)
     clips_root = synthetic_frames(out)
     clips = {f"{w}x{h}": otb_folder_sequence(os.path.join(clips_root, f"synthetic_{w}x{h}")) for w, h in PROFILE_SIZES}
     rows: list[Row] = []
     profiles: list[dict[str, Any]] = []
-    peaks = {p: gemm_peak(p) for p in ("fp32", "bf16", "int8")}
+    # Only the precisions benchmarked: under an AVX2 cap a bf16 GEMM runs emulated, minutes
+    # for a figure no row is read against.
+    peaks = {p: gemm_peak(p) for p in ("fp32", "bf16", "int8") if p == "fp32" or p in map(peak_for, backends)}
     for name, ckpt in benchmark_models(out, shared, full).items():
         backbone = load_checkpoint(ckpt).net.backbone
         g = gflops(backbone)
@@ -227,10 +233,14 @@ def run(out: str, threads: int = 2, backends: tuple[str, ...] = BACKENDS[:-1],
         if "fp32" in aucs:
             record_accuracy(backbone, aucs)
             choice = auto_backend(backbone, torch.device("cpu"))
-            picked = next((r for r in rows if r.tracker == name and r.backend == choice), None)
-            if picked is None:   # chosen by its self-check: measure it, and record the full proof
-                picked = measure(choice)
+            while choice not in aucs:
+                # Let in by its self-check alone: measure it and record the full proof, then
+                # ask again, since that record may keep it out (a changed candidate list
+                # is a new race).
+                measure(choice)
                 record_accuracy(backbone, aucs)
+                choice = auto_backend(backbone, torch.device("cpu"))
+            picked = next(r for r in rows if r.tracker == name and r.backend == choice)
             rows.append(Row(**{**asdict(picked), "backend": f"auto -> {choice}"}))
             profiles += [{**p, "backend": f"auto -> {choice}"} for p in profiles
                          if p["tracker"] == name and p["backend"] == choice]
@@ -245,6 +255,9 @@ def run(out: str, threads: int = 2, backends: tuple[str, ...] = BACKENDS[:-1],
         rows.append(Row(f"OpenCV {cv_name}", "opencv", None, None, None, None, None, round(s["fps"], 1),
                         round(s["mean_auc"], 4), round(s["mean_precision"], 4)))
         print(f"OpenCV {cv_name:5s} fps {s['fps']:7.1f}  AUC {s['mean_auc']:.4f}")
+    # Measured again at the end: a VM's neighbours can depress one reading, and a peak
+    # read low would overstate every row's share of it.
+    peaks = {p: max(v, gemm_peak(p)) for p, v in peaks.items()}
     result = {"cpu": cpu_name(), "isa": isa_summary(), "machine": platform.machine(), "threads": threads, "torch": torch.__version__,
               "frames": os.path.abspath(root), "gemm_peak_gflops": {k: round(v, 1) for k, v in peaks.items()},
               "rows": [asdict(r) for r in rows], "profile": profiles}
@@ -255,9 +268,9 @@ def run(out: str, threads: int = 2, backends: tuple[str, ...] = BACKENDS[:-1],
 
 def markdown(result: dict[str, Any]) -> str:
     peaks = result["gemm_peak_gflops"]
+    units = {"fp32": "GFLOP/s fp32", "bf16": "GFLOP/s bf16", "int8": "GOP/s int8"}
     lines = [f"{result['cpu']} ({result['isa']}), {result['threads']} threads, PyTorch {result['torch']}. "
-             f"Measured GEMM peak: {peaks['fp32']:.0f} GFLOP/s fp32, {peaks['bf16']:.0f} GFLOP/s bf16, "
-             f"{peaks['int8']:.0f} GOP/s int8.", ""]
+             "Measured GEMM peak: " + ", ".join(f"{v:.0f} {units[k]}" for k, v in peaks.items()) + ".", ""]
     side = side_by_side(result["rows"])
     profile = {(p["tracker"], p["backend"], p["frames"]): p for p in result.get("profile", [])}
     sizes = sorted({p["frames"] for p in profile.values()}, key=lambda f: int(f.split("x")[0]))
@@ -284,9 +297,10 @@ def markdown(result: dict[str, Any]) -> str:
             lines.append(f"| {r['tracker']} | - | - | - | - | - | - | {r['fps']:.1f} | {r['auc']:.3f} | "
                          f"{r['precision']:.3f} |")
             continue
-        peak = peaks[peak_for(r["backend"])]
+        peak = peaks.get(peak_for(r["backend"].removeprefix("auto -> ")))
+        share = f" ({100 * r['achieved_gflops'] / peak:.0f}%)" if peak else ""
         lines.append(f"| {r['tracker']} | {r['backend']} | {r['params']:,} | {r['mb']:.2f} | {r['gflops']:.3f} | "
-                     f"{r['latency_ms']:.2f} | {r['achieved_gflops']:.0f} ({100 * r['achieved_gflops'] / peak:.0f}%) | "
+                     f"{r['latency_ms']:.2f} | {r['achieved_gflops']:.0f}{share} | "
                      f"{r['fps']:.1f} | {r['auc']:.3f} | {r['precision']:.3f} |")
     return "\n".join(lines) + "\n"
 
