@@ -51,18 +51,10 @@ def crop_region(img: np.ndarray, center: np.ndarray, size: float, out_size: int,
     implementations do. ``out`` (out_size x out_size x C, uint8) receives the
     result when given.
     """
-    y0, x0, y1, x1 = square(center, size)
-    h, w = img.shape[:2]
-    iy0, ix0, iy1, ix1 = max(y0, 0), max(x0, 0), min(y1, h), min(x1, w)
-    if iy1 <= iy0 or ix1 <= ix0:   # wholly outside: a constant square resizes to itself
-        out = np.empty((out_size, out_size, img.shape[2]), img.dtype) if out is None else out
-        out[:] = fill
-        return out
-    patch = img[iy0:iy1, ix0:ix1]
-    if (iy0, ix0, iy1, ix1) != (y0, x0, y1, x1):
-        patch = cv2.copyMakeBorder(patch, iy0 - y0, y1 - iy1, ix0 - x0, x1 - ix1, cv2.BORDER_CONSTANT,
-                                   value=tuple(int(v) for v in np.broadcast_to(fill, img.shape[2:])))
-    return cv2.resize(patch, (out_size, out_size), dst=out, interpolation=cv2.INTER_LINEAR)
+    if out is None:
+        out = np.empty((out_size, out_size, img.shape[2]), img.dtype)
+    resize_scales(img, center, [size], out_size, fill, out[None])
+    return out
 
 
 def fill_color(img: np.ndarray) -> np.ndarray:
