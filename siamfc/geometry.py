@@ -75,9 +75,8 @@ def warp_region(img: np.ndarray, center: np.ndarray, size: float, out_size: int,
     two, and at the square's edge it reads the frame where the resize repeats the
     edge pixel.
     """
-    side = max(int(round(size)), 1)
-    y0, x0 = np.round(center - (side - 1) / 2)
-    scale = side / out_size
+    y0, x0, y1, _ = square(center, size)
+    scale = (y1 - y0) / out_size
     shift = 0.5 * scale - 0.5
     m = np.array([[scale, 0.0, x0 + shift], [0.0, scale, y0 + shift]])
     border = tuple(int(v) for v in np.broadcast_to(fill, img.shape[2:]))

@@ -193,8 +193,8 @@ def run(out: str, threads: int = 2, backends: tuple[str, ...] = BACKENDS[:-1],
     # records left by an earlier run (which evaluation would resume from) are dropped.
     shutil.rmtree(os.path.join(out, "runs"), ignore_errors=True)
     real = os.path.join(shared, "data", "real") if shared else ""
-    root = real if os.path.isdir(real) else synthetic_frames(out)
     clips_root = synthetic_frames(out)
+    root = real if os.path.isdir(real) else clips_root
     clips = {f"{w}x{h}": otb_folder_sequence(os.path.join(clips_root, f"synthetic_{w}x{h}")) for w, h in PROFILE_SIZES}
     rows: list[Row] = []
     profiles: list[dict[str, Any]] = []

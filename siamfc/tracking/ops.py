@@ -24,12 +24,12 @@ class Correlator:
     def __init__(self, kernel: np.ndarray) -> None:
         _, c, self.kh, self.kw = kernel.shape
         self.weights = torch.from_numpy(np.ascontiguousarray(kernel[0].reshape(c, -1).T))
-        self._buffers: dict[tuple[int, ...], tuple[torch.Tensor, torch.Tensor, np.ndarray, np.ndarray]] = {}
+        self._buffers: dict[tuple[int, ...], tuple[torch.Tensor, np.ndarray, np.ndarray]] = {}
 
-    def _buffers_for(self, shape: tuple[int, ...]) -> tuple[torch.Tensor, torch.Tensor, np.ndarray, np.ndarray]:
-        """Per input shape: the taps' storage (with slack, so the strided view of the
-        last image's bottom-right taps stays inside it), its GEMM view, the view of
-        the summed taps and the sum's output."""
+    def _buffers_for(self, shape: tuple[int, ...]) -> tuple[torch.Tensor, np.ndarray, np.ndarray]:
+        """Per input shape: the GEMM's view of the taps' storage (which has slack, so the
+        strided view of the last image's bottom-right taps stays inside it), the strided
+        view of every tap and the sum's output. The views keep the storage alive."""
         if shape not in self._buffers:
             n, _, h, w = shape
             taps = self.kh * self.kw
@@ -40,13 +40,13 @@ class Correlator:
             view = as_strided(store.numpy(), (n, self.kh, self.kw, oh * w),
                               (taps * h * w * step, (self.kw * h * w + w) * step, (h * w + 1) * step, step),
                               writeable=False)
-            self._buffers[shape] = (store, gemm, view, np.empty((n, oh * w), np.float32))
+            self._buffers[shape] = (gemm, view, np.empty((n, oh * w), np.float32))
         return self._buffers[shape]
 
     def __call__(self, features: np.ndarray) -> np.ndarray:
         """(N, C, H, W) features -> (N, H-kh+1, W-kw+1) score maps (a view of a reused buffer)."""
         n, c, h, w = features.shape
-        _, gemm, view, sums = self._buffers_for(features.shape)
+        gemm, view, sums = self._buffers_for(features.shape)
         flat = torch.from_numpy(np.ascontiguousarray(features)).view(n, c, h * w)
         torch.matmul(self.weights, flat, out=gemm)
         view.sum(axis=(1, 2), out=sums)
