@@ -57,7 +57,8 @@ def overlay_gif(path: str, sequences: list, boxes: dict[str, np.ndarray], width:
 
 def summary_text(r: dict[str, Any]) -> str:
     return (f"teacher AO {r['teacher_ao']:.3f} -> FD slim AO {r['slim_ao']:.3f} "
-            f"({100 * r['retention']:.1f}% kept); identity {r['identity_ao']:.3f}, random init {r['random_ao']:.3f}\n"
+            f"({100 * r['retention']:.1f}% kept); identity {r['identity_ao']:.3f}, random init {r['random_ao']:.3f} "
+            f"(seeds {', '.join(f'{v:.3f}' for v in r['random_ao_seeds'].values())})\n"
             f"params {r['teacher_params']:,} -> {r['slim_params']:,} "
             f"({r['teacher_params'] / r['slim_params']:.1f}x), GFLOPs {r['teacher_gflops']:.3f} -> "
             f"{r['slim_gflops']:.3f} ({r['teacher_gflops'] / r['slim_gflops']:.1f}x), CPU FPS "
@@ -85,10 +86,13 @@ def render_markdown(r: dict[str, Any]) -> str:
          "## Accuracy on the synthetic val split (fp32 evaluation)", "",
          "AO, SR0.5 and SR0.75 as got10k computes them; the standard error is a bootstrap over sequences.", "",
          "| tracker | AO | s.e. | SR0.5 | SR0.75 | OTB AUC | precision@20 |", "|---|---|---|---|---|---|---|"]
-    for key in ("teacher", "slim", "random", "identity"):
+    for key in r["val"]:
         v = r["val"][key]
         L.append(f"| {names[key]} | {v['ao']:.3f} | {v['ao_se']:.3f} | {v['sr50']:.3f} | {v['sr75']:.3f} | "
                  f"{v['mean_auc']:.3f} | {v['mean_precision']:.3f} |")
+    L += ["", "| gate | value | bar | passed |", "|---|---|---|---|"]
+    L += [f"| {g['gate']} | {g['value']:.3f} | {g['bar']} | {'yes' if g['passed'] else '**no**'} |"
+          for g in r["gates"]]
     L += ["", " ".join(f"![{p}]({p})" for p in r["plots"]), ""]
     if r["real"]:
         L += ["## Published FDSiamFC weights on real footage (`../shared/data/real`)", "",
@@ -109,7 +113,11 @@ def render_markdown(r: dict[str, Any]) -> str:
                  f"{p['success_rate']:.3f} | {ao} | {p['seconds']:.0f} |")
     L += ["", "## Stage times (s)", "", "| " + " | ".join(r["stage_seconds"]) + " |",
           "|" + "---|" * len(r["stage_seconds"]),
-          "| " + " | ".join(f"{v:.0f}" for v in r["stage_seconds"].values()) + " |", ""]
+          "| " + " | ".join(f"{v:.0f}" for v in r["stage_seconds"].values()) + " |", "",
+          "Inside the stages (s):", "", "| stage | part | seconds |", "|---|---|---|"]
+    L += [f"| {stage} | {part} | {sec:.0f} |" for stage, parts in r["inside_seconds"].items()
+          for part, sec in parts.items()]
+    L.append("")
     return "\n".join(L)
 
 

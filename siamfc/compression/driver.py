@@ -279,7 +279,9 @@ class Compressor:
             epochs.insert(0, 0)
         if not epochs:
             raise RuntimeError(f"{phase_dir}: {info.get('diverged', 'no epoch finished')}, and init_candidate is off")
+        trained = time.perf_counter()
         candidates = [self.score(phase_dir, name, e) for e in epochs]
+        select_seconds = time.perf_counter() - trained
         best = max(candidates, key=lambda c: c["score"])
         selected = os.path.join(phase_dir, "selected.pth")
         copy_file(candidate_path(phase_dir, best["epoch"]), selected)
@@ -308,6 +310,9 @@ class Compressor:
                   "auc": best["auc"], "precision": best["precision"], "success_rate": best["success_rate"],
                   "ao": best.get("ao"), "diverged": info.get("diverged"), "diagnosis": diagnosis,
                   "pairs_per_s": throughput, "arithmetic": share,
+                  "train_seconds": round(sum(h["seconds"] for h in trainer.history), 1),
+                  "load_seconds": round(sum(h.get("load_seconds", 0.0) for h in trainer.history), 1),
+                  "select_seconds": round(select_seconds, 1),
                   "seconds": round(time.perf_counter() - start, 1)}
         self.record(record)
         for e in range(0, train_cfg.epochs + 1):   # only the selected candidate is kept

@@ -4,6 +4,7 @@ from __future__ import annotations
 import contextlib
 import io
 import os
+import time
 from typing import Any
 
 from ..errors import InputError
@@ -46,7 +47,9 @@ def evaluate(spec: TrackerSpec, benchmark: str, root: str, out: str, workers: in
     if kind == "got10k":
         layouts.append(("got10k", os.path.join(out, "results", title)))
     failed = dict(bench.failed)
+    start = time.perf_counter()
     failed.update(run_sequences(spec, bench.sequences, layouts, workers, threads))
+    tracked = time.perf_counter()
     done = [s for s in bench.sequences if s.name not in failed]
     if not done:
         raise InputError(f"{root}: no sequence of {title} could be tracked "
@@ -66,6 +69,7 @@ def evaluate(spec: TrackerSpec, benchmark: str, root: str, out: str, workers: in
                                 for dp, _, files in os.walk(os.path.join(out, "reports", t))
                                 for f in files if f.endswith(".png"))
     summary["failed"] = failed
+    summary["seconds"] = {"track": round(tracked - start, 1), "score": round(time.perf_counter() - tracked, 1)}
     write_json(os.path.join(out, summary_file), summary)
     return summary
 

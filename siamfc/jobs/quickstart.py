@@ -8,11 +8,14 @@ report stage gathers every figure into ``OUT/report.json`` and hands it to
 """
 from __future__ import annotations
 
+import csv
 import datetime
 import os
+import time
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import torch
 
 from ..compression.driver import CompressConfig, Compressor
@@ -45,6 +48,8 @@ class PipelineConfig(Config):
     shared: str = "../shared"                  # optional: real footage and release weights
     overlay_sequence: int = param(1, ge=1)     # first val sequence drawn in the overlay GIF (1-based)
     fps_frames: int = param(60, ge=1)          # frames timed for the CPU FPS column
+    random_seeds: list[int] = param(factory=lambda: [0, 1, 2], ge=0)   # random-init baselines, one per seed
+    real_weights: bool = True                  # also track the release weights on ../shared's real footage
 
 
 @dataclass
@@ -132,20 +137,23 @@ class Pipeline(StagedJob):
     def trackers(self) -> dict[str, TrackerSpec]:
         track = to_dict(self.cfg.track)
         teacher = os.path.join(self.paths["teacher"], "model.pth")
-        return {"teacher": TrackerSpec("siamfc", teacher, options=track, name="SiamFC-teacher"),
-                "slim": TrackerSpec("siamfc", self.paths["slim"], options=track, name="FDSiamFC-slim"),
-                "random": TrackerSpec("random", options=track, name="SiamFC-random-init"),
-                "identity": TrackerSpec("identity", options=track, name="IdentityTracker")}
+        specs = {"teacher": TrackerSpec("siamfc", teacher, options=track, name="SiamFC-teacher"),
+                 "slim": TrackerSpec("siamfc", self.paths["slim"], options=track, name="FDSiamFC-slim"),
+                 "identity": TrackerSpec("identity", options=track, name="IdentityTracker")}
+        for seed in self.cfg.pipeline.random_seeds:
+            specs[random_key(seed)] = TrackerSpec("random", options=track, seed=seed,
+                                                  name=f"SiamFC-random-seed{seed}")
+        return specs
 
     def stage_evaluate(self) -> dict[str, Any]:
         out, workers = self.paths["eval"], self.cfg.pipeline.eval_workers
         specs = self.trackers()
         results = {key: evaluate(spec, "got10k-val", self.paths["data"], os.path.join(out, "val"), workers,
                                  summary_file=f"summary_{key}.json") for key, spec in specs.items()}
-        names = [specs[k].tracker_name for k in ("slim", "teacher", "random", "identity")]
-        plots = report_together("got10k-val", self.paths["data"], os.path.join(out, "val"), names)
+        plots = report_together("got10k-val", self.paths["data"], os.path.join(out, "val"),
+                                [s.tracker_name for s in specs.values()])
         real = {}
-        if self.real_root() and self.release_weights():
+        if self.cfg.pipeline.real_weights and self.real_root() and self.release_weights():
             for name, path in self.release_weights().items():
                 real[name] = evaluate(TrackerSpec("siamfc", path, name=name), "folder", self.real_root(),
                                       os.path.join(out, "real"), workers, summary_file=f"summary_{name}.json")
@@ -161,8 +169,6 @@ class Pipeline(StagedJob):
     # ------------------------------------------------------------- the report's figures
     def gather(self) -> dict[str, Any]:
         """Every figure of the run, as the JSON that :func:`render_report` draws."""
-        import time
-
         start = time.perf_counter()
         evaluation = self.result("evaluate")
         val = evaluation["val"]
@@ -176,6 +182,7 @@ class Pipeline(StagedJob):
         first = self.cfg.pipeline.overlay_sequence - 1
         shown = [s.name for s in bench.sequences[first:first + 6]]
         phases = read_json(os.path.join(self.paths["compress"], "state.json"))["phases"]
+        random = {str(seed): val[random_key(seed)]["ao"] for seed in self.cfg.pipeline.random_seeds}
         seconds = self.stage_seconds()
         seconds["report"] = round(time.perf_counter() - start, 1)
         return {
@@ -186,9 +193,11 @@ class Pipeline(StagedJob):
                                    "reason": trained.get("precision_reason", "not recorded")},
             "names": {k: s.tracker_name for k, s in specs.items()},
             "teacher_ao": val["teacher"]["ao"], "slim_ao": val["slim"]["ao"],
-            "identity_ao": val["identity"]["ao"], "random_ao": val["random"]["ao"],
+            "identity_ao": val["identity"]["ao"], "random_ao": float(np.mean(list(random.values()))),
+            "random_ao_seeds": random,
             "ao_se": {k: v["ao_se"] for k, v in val.items()},
             "retention": val["slim"]["ao"] / val["teacher"]["ao"],
+            "gates": quickstart_gates(val, random),
             "teacher_params": sizes["teacher"]["params"], "slim_params": sizes["slim"]["params"],
             "teacher_gflops": sizes["teacher"]["gflops"], "slim_gflops": sizes["slim"]["gflops"],
             "teacher_mb": sizes["teacher"]["mb"], "slim_mb": sizes["slim"]["mb"],
@@ -198,6 +207,7 @@ class Pipeline(StagedJob):
             "phases": [{k: p[k] for k in ("name", "selected_epoch", "auc", "precision", "success_rate", "ao",
                                           "seconds")} for p in phases],
             "stage_seconds": seconds,
+            "inside_seconds": self.inside_seconds(phases, evaluation),
             "elapsed_s": round(sum(seconds.values()), 1),
             "plots": [os.path.basename(p) for p in evaluation["plots"]],
             "plot_sources": [os.path.relpath(p, self.out) for p in evaluation["plots"]],
@@ -206,6 +216,24 @@ class Pipeline(StagedJob):
                                                                 specs["slim"].tracker_name)),
                         "sequences": shown},
         }
+
+    def inside_seconds(self, phases: list[dict[str, Any]], evaluation: dict[str, Any]) -> dict[str, Any]:
+        """Where the teacher, compression and evaluation stages spend their time."""
+        with open(os.path.join(self.paths["teacher"], "train_log.csv")) as f:
+            epochs = list(csv.DictReader(f))
+        train = sum(float(e["seconds"]) for e in epochs)
+        load = sum(float(e["load_seconds"]) for e in epochs if e.get("load_seconds") not in (None, "nan"))
+        teacher = {"train": round(train - load, 1), "data loading": round(load, 1)}
+        compress = {"train": 0.0, "data loading": 0.0, "selection": 0.0}
+        for p in phases:
+            compress["train"] += p.get("train_seconds", 0.0) - p.get("load_seconds", 0.0)
+            compress["data loading"] += p.get("load_seconds", 0.0)
+            compress["selection"] += p.get("select_seconds", 0.0)
+        compress["fits and transitions"] = sum(p["seconds"] for p in phases) - sum(compress.values())
+        evaluate = {k: v["seconds"]["track"] for k, v in evaluation["val"].items() if "seconds" in v}
+        evaluate.update({f"real {k}": v["seconds"]["track"] for k, v in evaluation["real"].items() if "seconds" in v})
+        return {"teacher": teacher, "compress": {k: round(v, 1) for k, v in compress.items()},
+                "evaluate (tracking)": evaluate}
 
     # ------------------------------------------------------------- shared material
     def real_root(self) -> str | None:
@@ -232,6 +260,25 @@ class Pipeline(StagedJob):
         return out
 
 
+def random_key(seed: int) -> str:
+    return f"random-seed{seed}"
+
+
+def quickstart_gates(val: dict[str, Any], random: dict[str, float]) -> list[dict[str, Any]]:
+    """The figures the quickstart must show to mean something, each with its bar."""
+    teacher = val["teacher"]["ao"]
+    gates = [{"gate": "teacher AO >= 2x identity", "value": teacher / val["identity"]["ao"], "bar": 2.0},
+             {"gate": "slim AO >= 90% of teacher", "value": val["slim"]["ao"] / teacher, "bar": 0.9}]
+    gates += [{"gate": f"teacher AO >= 1.5x random init seed {seed}", "value": teacher / ao, "bar": 1.5}
+              for seed, ao in random.items()]
+    gates += [{"gate": f"AO s.e. of {key} <= 0.015", "value": v["ao_se"], "bar": 0.015, "at_most": True}
+              for key, v in val.items()]
+    for g in gates:
+        g["passed"] = bool(g["value"] <= g["bar"] if g.get("at_most") else g["value"] >= g["bar"])
+    return gates
+
+
 def _brief(summary: dict[str, Any]) -> dict[str, Any]:
-    keys = ("tracker", "mean_auc", "mean_precision", "mean_success_rate", "fps", "ao", "ao_se", "sr50", "sr75")
+    keys = ("tracker", "mean_auc", "mean_precision", "mean_success_rate", "fps", "ao", "ao_se", "sr50", "sr75",
+            "seconds")
     return {k: summary[k] for k in keys if k in summary}
