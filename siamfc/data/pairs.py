@@ -30,6 +30,7 @@ class PairConfig(Config):
     margin: int = param(8, ge=0)          # shift jitter, px: centre crop to 255-8, random crop to 255-16
     max_dist: int = param(100, ge=1)      # frames between exemplar and search
     pairs_per_seq: int = param(1, ge=1)
+    max_shift: int = param(32, ge=0)      # box pairs only: the search crop's random shift, px
 
     def check(self) -> None:
         if self.instance_sz - 2 * self.margin < self.exemplar_sz:
@@ -87,7 +88,7 @@ class PairDataset(Dataset):
         self.cfg = cfg or PairConfig()
         self.seed = seed
         self.epoch = 0
-        index = load_index(crops_dir)
+        self.index = index = load_index(crops_dir)
         self.sequences = []
         for s in index["sequences"]:
             valid = np.flatnonzero(np.frombuffer(s["valid"].encode(), np.uint8) == ord("1"))

@@ -71,7 +71,8 @@ def save_checkpoint(path: str | os.PathLike, net: SiamNet, **meta: Any) -> None:
     torch_save(checkpoint_payload(net, **meta), path)
 
 
-def _read(path: str | os.PathLike) -> dict[str, Any]:
+def read_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
+    """The dict a checkpoint file holds, or a one-line InputError naming the file."""
     if not os.path.isfile(path):
         raise InputError(f"{path}: checkpoint file not found")
     try:
@@ -121,7 +122,7 @@ def load_checkpoint(path: str | os.PathLike, out_scale: float = 0.001) -> Loaded
     file does not fit the network its metadata (or, for a bare state dict, its
     AlexNet-shaped tensors) describes.
     """
-    obj = _read(path)
+    obj = read_checkpoint(path)
     meta = dict(obj.get("meta") or {}) if "state_dict" in obj else {}
     state = _normalise_keys(obj["state_dict"] if "state_dict" in obj else obj)
     try:

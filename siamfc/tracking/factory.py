@@ -69,6 +69,7 @@ class TrackerKind:
     check: Callable[[TrackerSpec], None] = lambda spec: None
     suffixes: tuple[str, ...] = ()
     takes_argument: bool = False
+    siamfc_options: bool = True    # its options are SiamFC's TrackerConfig (else the kind checks its own)
 
 
 TRACKERS: Registry[TrackerKind] = Registry("tracker kind")
@@ -87,8 +88,10 @@ def build_tracker(spec: TrackerSpec) -> Any:
 def check_tracker(spec: TrackerSpec) -> None:
     """Fail with a one-line :class:`InputError` now, before any work, if ``spec``
     cannot be built (a missing or corrupt file, a wrong architecture, a bad option)."""
-    TRACKERS.get(spec.kind).check(spec)
-    spec.tracker_config()
+    kind = TRACKERS.get(spec.kind)
+    kind.check(spec)
+    if kind.siamfc_options:
+        spec.tracker_config()
 
 
 def _stem(spec: TrackerSpec) -> str:
@@ -99,9 +102,12 @@ def _stem(spec: TrackerSpec) -> str:
 
 def _siamfc(spec: TrackerSpec) -> Any:
     from ..models.checkpoint import load_checkpoint
+    from ..models.model_io import is_model_checkpoint
     from .backends import make_runner
     from .siamfc import SiamFCTracker
 
+    if spec.checkpoint and is_model_checkpoint(spec.checkpoint):   # a config-built model names itself
+        return _model(spec)
     cfg = spec.tracker_config()
     net = load_checkpoint(spec.checkpoint, cfg.out_scale).net
     return SiamFCTracker(make_runner(net.backbone, spec.backend), cfg, name=spec.tracker_name, backend=spec.backend)
@@ -117,10 +123,54 @@ def _plain(spec: TrackerSpec) -> Any:
 
 def _check_checkpoint(spec: TrackerSpec) -> None:
     from ..models.checkpoint import load_checkpoint
+    from ..models.model_io import is_model_checkpoint
 
     if not spec.checkpoint:
         raise InputError(f"tracker kind '{spec.kind}' needs a checkpoint file")
-    load_checkpoint(spec.checkpoint)
+    if is_model_checkpoint(spec.checkpoint):
+        _check_model(spec)
+    else:
+        load_checkpoint(spec.checkpoint)
+
+
+def model_source(spec: TrackerSpec) -> tuple[str | None, str | None]:
+    """``model:CONFIG.yaml[,WEIGHTS]`` or ``model:CHECKPOINT``: the config and the weights file."""
+    arg = spec.checkpoint or ""
+    config, _, weights = arg.partition(",")
+    if config.endswith((".yaml", ".yml")):
+        return config, weights or None
+    if not arg:
+        raise InputError("tracker kind 'model' needs CONFIG.yaml[,WEIGHTS.pth] or one of our model checkpoints")
+    return None, arg
+
+
+def _model_tracker(spec: TrackerSpec, build: bool) -> Any:
+    """The tracker its model's config names, with tracking options from the config's ``track``
+    section (or the checkpoint's), overridden by the spec's."""
+    from ..config import from_dict, load_yaml
+    from ..models.model_io import load_model
+    from .model_fc import ModelSiamFCTracker
+    from .rpn import RPNTracker, RPNTrackerConfig
+
+    config, weights = model_source(spec)
+    loaded = load_model(weights, config)
+    track = dict(load_yaml(config).get("track") or {}) if config else dict(loaded.meta.get("track") or {})
+    track.update(spec.options)
+    model = loaded.model
+    name = spec.name or model.cfg.name
+    if model.cfg.tracker == "rpn":
+        cfg = from_dict(RPNTrackerConfig, track, f"{name} track")
+        return RPNTracker(model, cfg, name=name) if build else cfg
+    cfg = from_dict(TrackerConfig, track, f"{name} track")
+    return ModelSiamFCTracker(model, cfg, name=name) if build else cfg
+
+
+def _model(spec: TrackerSpec) -> Any:
+    return _model_tracker(spec, build=True)
+
+
+def _check_model(spec: TrackerSpec) -> None:
+    _model_tracker(spec, build=False)
 
 
 def _onnx(spec: TrackerSpec) -> Any:
@@ -170,6 +220,9 @@ def _check_opencv(spec: TrackerSpec) -> None:
 
 
 register_tracker("siamfc", _siamfc, _stem, check=_check_checkpoint)
+register_tracker("model", _model, lambda spec: os.path.splitext(os.path.basename(
+    (model_source(spec)[0] or model_source(spec)[1] or "model")))[0], check=_check_model, takes_argument=True,
+    siamfc_options=False)
 register_tracker("plain", _plain, lambda spec: _stem(spec) + "-plain", check=_check_checkpoint, takes_argument=True)
 register_tracker("onnx", _onnx, _stem, check=_check_onnx, suffixes=(".onnx",))
 register_tracker("random", _random, lambda spec: "RandomSiamFC" + (f"-seed{spec.seed}" if spec.seed else ""))

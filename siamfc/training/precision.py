@@ -54,7 +54,8 @@ def time_step(net: nn.Module, precision: str, batch: int = 8, repeats: int = 3) 
     def step() -> None:
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision == "bf16"):
             out = model(z, x)
-            loss = balanced_loss(out, logistic_labels(out.shape[-1], 16, 0, 8))
+            maps = list(out.values()) if isinstance(out, dict) else [out]   # config models return a dict
+            loss = sum(balanced_loss(m, logistic_labels(m.shape[-1], 16, 0, 8).expand_as(m)) for m in maps)
         model.zero_grad(set_to_none=True)
         loss.backward()
 

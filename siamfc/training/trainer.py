@@ -28,7 +28,7 @@ from ..data.pairs import PairConfig, PairDataset
 from ..errors import InputError
 from ..files import torch_save, write_text
 from ..models.backbone import TOTAL_STRIDE
-from ..models.checkpoint import checkpoint_payload, save_checkpoint
+from ..models.checkpoint import checkpoint_payload
 from ..models.net import SiamNet
 from .distributed import DistEnv, setup
 from .precision import PRECISIONS, choose_precision
@@ -56,7 +56,24 @@ class TrainConfig(Config):
     guard: float = param(0.0, ge=0)             # stop when the loss (mean of 20 batches) passes this many
                                                 # times its starting level: a divergence, finite or not (0: off)
     threads: int = param(0, ge=0)               # torch threads per process; 0 = all cores / processes
+    clip_grad: float = param(0.0, ge=0)         # max gradient norm (0: no clipping)
+    warmup_epochs: int = param(0, ge=0)         # lr rises from warmup_lr to initial_lr over these, then decays
+    warmup_lr: float = param(1e-3, gt=0)
     pairs: PairConfig = param(factory=PairConfig)
+
+
+def lr_factor(cfg: TrainConfig):
+    """The lr of epoch ``e`` (0-based) over initial_lr: a linear warm-up from warmup_lr, then a
+    log-linear (exponential) decay to ultimate_lr at the last epoch, as SiamFC and pysot schedule it."""
+    warm, decay = cfg.warmup_epochs, max(cfg.epochs - cfg.warmup_epochs, 1)
+    gamma = (cfg.ultimate_lr / cfg.initial_lr) ** (1.0 / decay)
+
+    def factor(e: int) -> float:
+        if e < warm:
+            start = cfg.warmup_lr / cfg.initial_lr
+            return start + (1 - start) * e / warm
+        return gamma ** (e - warm)
+    return factor
 
 
 class TrainingDiverged(RuntimeError):
@@ -101,18 +118,28 @@ class Trainer:
         params = [p for p in self.net.parameters() if p.requires_grad]
         if not params:
             raise ValueError("no trainable parameters")
-        if cfg.optimizer == "adam":
-            self.optimizer = torch.optim.Adam(params, lr=cfg.initial_lr, weight_decay=cfg.weight_decay)
-        else:
-            self.optimizer = torch.optim.SGD(params, lr=cfg.initial_lr, momentum=cfg.momentum,
-                                             weight_decay=cfg.weight_decay)
-        gamma = (cfg.ultimate_lr / cfg.initial_lr) ** (1.0 / max(cfg.epochs, 1))
-        self.scheduler = torch.optim.lr_scheduler.ExponentialLR(self.optimizer, gamma)
+        self.optimizer = self.make_optimizer(params)
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, lr_factor(cfg))
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.precision == "fp16")
         self.history: list[dict[str, float]] = []
         self._labels: dict[tuple[int, ...], torch.Tensor] = {}
 
     # ------------------------------------------------------------ pieces
+    def make_optimizer(self, params: list) -> torch.optim.Optimizer:
+        """SGD with momentum or Adam over ``params`` (tensors or param-group dicts)."""
+        cfg = self.cfg
+        if cfg.optimizer == "adam":
+            return torch.optim.Adam(params, lr=cfg.initial_lr, weight_decay=cfg.weight_decay)
+        return torch.optim.SGD(params, lr=cfg.initial_lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
+
+    def set_mode(self) -> None:
+        """Train mode; with ``bn: frozen`` BN keeps its statistics (its affine parameters still train)."""
+        self.model.train()
+        if self.cfg.bn == "frozen":
+            for m in self.net.modules():
+                if isinstance(m, nn.modules.batchnorm._BatchNorm):
+                    m.eval()
+
     def autocast(self):
         if self.precision in ("bf16", "fp16"):
             dtype = torch.bfloat16 if self.precision == "bf16" else torch.float16
@@ -144,9 +171,12 @@ class Trainer:
                           pin_memory=self.device.type == "cuda")
 
     # ------------------------------------------------------------ state
+    def payload(self, **meta: Any) -> dict[str, Any]:
+        """The checkpoint of the network being trained (subclasses with other networks override)."""
+        return checkpoint_payload(self.net, **meta)
+
     def state(self, epoch: int) -> dict[str, Any]:
-        payload = checkpoint_payload(self.net, epoch=epoch, config=asdict(self.cfg),
-                                     history=self.history, **self.meta)
+        payload = self.payload(epoch=epoch, config=asdict(self.cfg), history=self.history, **self.meta)
         payload.update(optimizer=self.optimizer.state_dict(), scheduler=self.scheduler.state_dict(),
                        scaler=self.scaler.state_dict(), rng=torch.get_rng_state())
         return payload
@@ -162,8 +192,8 @@ class Trainer:
         return int(obj["meta"]["epoch"])
 
     def write_log(self) -> None:
-        cols = ["epoch", "lr", "loss", "pairs_per_s", "seconds"]
-        rows = [",".join(cols)] + [",".join(f"{h[c]:.6g}" for c in cols) for h in self.history]
+        cols = ["epoch", "lr", "loss", "pairs_per_s", "seconds", "load_seconds"]
+        rows = [",".join(cols)] + [",".join(f"{h.get(c, float('nan')):.6g}" for c in cols) for h in self.history]
         write_text(os.path.join(self.out_dir, "train_log.csv"), "\n".join(rows) + "\n")
 
     # ------------------------------------------------------------ loop
@@ -178,40 +208,28 @@ class Trainer:
         return [epoch_path(self.out_dir, e) for e in finished_epochs(self.out_dir)]
 
     def train_epoch(self, epoch: int) -> None:
-        self.model.train()
-        if self.cfg.bn == "frozen":   # the statistics stay; BN's affine parameters still train
-            for m in self.net.modules():
-                if isinstance(m, nn.modules.batchnorm._BatchNorm):
-                    m.eval()
+        self.set_mode()
         lr = self.optimizer.param_groups[0]["lr"]
-        total, steps, pairs = 0.0, 0, 0
+        total, steps, pairs, waited = 0.0, 0, 0, 0.0
         recent: list[float] = []
         start = time.perf_counter()
+        ready = start
         bar = tqdm(self.loader(epoch), desc=f"epoch {epoch}/{self.cfg.epochs}", unit="batch",
                    disable=not self.env.is_main, leave=False)
         for z, x, *extra in bar:   # extra: what a subclass's dataset adds (the bank's indices)
-            z = z.to(self.device, non_blocking=True).float().contiguous(memory_format=self.memory_format)
-            x = x.to(self.device, non_blocking=True).float().contiguous(memory_format=self.memory_format)
-            with self.autocast():
-                loss = self.loss(z, x, *extra)
-            value = loss.detach().item()
-            if not math.isfinite(value):   # stop before a non-finite step reaches the weights
-                raise RuntimeError(f"{self.out_dir}: training diverged at epoch {epoch} (loss {value}); "
-                                   f"lower the learning rate ({lr:g})")
+            waited += time.perf_counter() - ready   # the time spent waiting on the data, not computing
+            value = self.step(z, x, *extra, where=f"epoch {epoch}")
             recent = (recent + [value])[-20:]
             self.check_guard(epoch, recent)
-            self.optimizer.zero_grad(set_to_none=True)
-            self.scaler.scale(loss).backward()
-            self.scaler.step(self.optimizer)
-            self.scaler.update()
             total += value
             steps += 1
             pairs += len(z) * self.env.world_size
             bar.set_postfix(loss=f"{total / steps:.4f}")
+            ready = time.perf_counter()
         self.scheduler.step()
         seconds = time.perf_counter() - start
         self.history.append({"epoch": epoch, "lr": lr, "loss": total / max(steps, 1),
-                             "pairs_per_s": pairs / seconds, "seconds": seconds})
+                             "pairs_per_s": pairs / seconds, "seconds": seconds, "load_seconds": waited})
         if self.env.is_main:
             torch_save(self.state(epoch), epoch_path(self.out_dir, epoch))
             self.write_log()
@@ -219,6 +237,25 @@ class Trainer:
             tqdm.write(f"epoch {epoch}: loss {total / max(steps, 1):.4f}, lr {lr:.2e}, "
                        f"{pairs / seconds:.1f} pairs/s")
         self.env.barrier()
+
+    def step(self, z: torch.Tensor, x: torch.Tensor, *extra: torch.Tensor, where: str = "") -> float:
+        """One optimiser step on a batch of uint8 or float crops; returns its loss."""
+        z = z.to(self.device, non_blocking=True).float().contiguous(memory_format=self.memory_format)
+        x = x.to(self.device, non_blocking=True).float().contiguous(memory_format=self.memory_format)
+        with self.autocast():
+            loss = self.loss(z, x, *extra)
+        value = loss.detach().item()
+        if not math.isfinite(value):   # stop before a non-finite step reaches the weights
+            raise RuntimeError(f"{self.out_dir}: training diverged at {where} (loss {value}); "
+                               f"lower the learning rate ({self.optimizer.param_groups[0]['lr']:g})")
+        self.optimizer.zero_grad(set_to_none=True)
+        self.scaler.scale(loss).backward()
+        if self.cfg.clip_grad:
+            self.scaler.unscale_(self.optimizer)
+            nn.utils.clip_grad_norm_(self.net.parameters(), self.cfg.clip_grad)
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        return value
 
     def check_guard(self, epoch: int, recent: list[float]) -> None:
         """Raise :class:`TrainingDiverged` once the recent loss is ``guard`` x its starting level
@@ -242,7 +279,7 @@ class Trainer:
 
     def save_final(self, path: str) -> None:
         if self.env.is_main:
-            save_checkpoint(path, self.net, epoch=self.cfg.epochs, config=asdict(self.cfg), **self.meta)
+            torch_save(self.payload(epoch=self.cfg.epochs, config=asdict(self.cfg), **self.meta), path)
         self.env.barrier()
 
 

@@ -1,0 +1,63 @@
+"""SiamFC's scale search over any config-built score-map model (:mod:`..models.siamese`).
+
+The SiamFC, SiamVGG and SiamDW-22 models differ from the AlexNet SiamFC only in
+their backbone and head: the scale pyramid, window, penalty and damping are the
+ones of :class:`.siamfc.SiamFCTracker`. Crops go through the model's own input
+convention (``model.normalise``), the same one it was trained with, and its head
+runs as it is (SiamVGG's BN adjust, a plain or scaled correlation).
+"""
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Any
+
+import numpy as np
+import torch
+
+from ..config import TrackerConfig
+from ..geometry import fill_color
+from ..models.siamese import SiamModel
+from .siamfc import SiamFCTracker
+
+
+class ModelRunner:
+    """A model's normalisation and embedding as a backbone runner: NHWC uint8 crops in, features out."""
+
+    torch_threads = True
+
+    def __init__(self, model: SiamModel) -> None:
+        self.model = model.eval()
+
+    def __call__(self, crops: np.ndarray) -> torch.Tensor:
+        with torch.inference_mode():
+            x = torch.from_numpy(crops).permute(0, 3, 1, 2).float()
+            return self.model.embed(self.model.normalise(x))
+
+
+def fc_config(model: SiamModel, cfg: TrackerConfig) -> TrackerConfig:
+    """``cfg`` with the model's crop sizes and stride, and no extra scale (the head has its own)."""
+    m = model.cfg
+    return replace(cfg, exemplar_sz=m.exemplar_sz, instance_sz=m.instance_sz, total_stride=m.stride,
+                   response_sz=(m.instance_sz - m.exemplar_sz) // m.stride + 1, out_scale=1.0)
+
+
+class ModelSiamFCTracker(SiamFCTracker):
+    """The SiamFC tracker (Bertinetto et al., 2016) around a :class:`SiamModel` with a score-map head."""
+
+    def __init__(self, model: SiamModel, cfg: TrackerConfig | None = None, name: str = "SiamFC") -> None:
+        self.model = model.eval()
+        super().__init__(ModelRunner(self.model), fc_config(self.model, cfg or TrackerConfig()), name=name)
+
+    def init(self, image: Any, box: np.ndarray) -> None:
+        img = np.asarray(image)
+        self.start(img, box)
+        self.fill = fill_color(img)
+        z = np.empty((1, self.cfg.exemplar_sz, self.cfg.exemplar_sz, 3), np.uint8)
+        self._cut(img, self.center, [self.z_sz], self.cfg.exemplar_sz, self.fill, z)
+        with torch.inference_mode():
+            kernel = self.model.head.prepare(self.runner(z))
+        self.correlate = lambda fx: self._respond(kernel, fx)
+
+    def _respond(self, kernel: Any, fx: Any) -> np.ndarray:
+        with torch.inference_mode():
+            return self.model.head.respond(kernel, fx)["score"][:, 0].float().numpy()
