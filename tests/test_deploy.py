@@ -79,6 +79,19 @@ def test_demo_writes_a_playable_annotated_mp4(tmp_path):
     assert ((edge[:, 2] > 150) & (edge[:, 0] < 110)).mean() > 0.5
 
 
+@pytest.mark.parametrize("config", ["SiamRPN", "SiamFCRes22"])
+def test_demo_runs_a_siamesex_model_by_config(tmp_path, config):
+    frames, gt = moving_patch_clip(n=6)
+    seq = write_otb_sequence(tmp_path, "clip", frames, gt)
+    out = tmp_path / "out.mp4"
+    r = subprocess.run([sys.executable, "tools/demo.py", "--checkpoint", f"model:configs/siamesex/{config}.yaml",
+                        "--source", str(seq), "--save", str(out)], cwd=REPO, capture_output=True, text=True,
+                       timeout=300, env={"PATH": "/usr/bin:/bin", "MPLBACKEND": "Agg"})
+    assert r.returncode == 0, r.stderr
+    assert "mean FPS" in r.stdout and config in r.stdout
+    assert int(cv2.VideoCapture(str(out)).get(cv2.CAP_PROP_FRAME_COUNT)) == 6
+
+
 def test_demo_without_box_or_display_says_how_to_give_one(tmp_path):
     frames, _ = moving_patch_clip(n=3)
     img_dir = tmp_path / "frames"

@@ -187,3 +187,43 @@ def test_zoo_job_trains_within_its_budget_evaluates_and_reports(tmp_path):
     budget = json.loads((tmp_path / "run" / "models" / "TinyRPN" / "budget.json").read_text())
     assert budget["train"]["epochs"] == 2 and budget["pairs"] == row["pairs"]
     assert "| TinyRPN |" in (tmp_path / "run" / "REPORT.md").read_text()
+
+
+def test_a_local_torchvision_resnet50_file_initialises_the_siamrpnpp_backbone(tmp_path):
+    torchvision = pytest.importorskip("torchvision")
+    from siamfc.models.model_io import load_backbone_weights
+
+    torch.manual_seed(0)
+    weights = tmp_path / "resnet50.pth"
+    source = torchvision.models.resnet50(weights=None).state_dict()   # no download: random weights
+    torch.save(source, weights)
+    model = build_model(model_config(config_path("SiamRPNPP")))
+    kept = load_backbone_weights(model, weights)
+    # pysot's layer2-4 shortcuts are 3x3 where torchvision's are 1x1: those alone keep their init
+    assert kept == [f"layer{i}.0.downsample.0.weight" for i in (2, 3, 4)]
+    own = model.backbone.state_dict()
+    assert torch.equal(own["layer3.5.conv2.weight"], source["layer3.5.conv2.weight"])
+    assert torch.equal(own["layer1.0.downsample.0.weight"], source["layer1.0.downsample.0.weight"])
+    with pytest.raises(InputError, match="not a resnet50 state dict"):
+        load_backbone_weights(build_model(model_config(config_path("SiamRPNPP"))), _save(tmp_path, {"fc.weight": torch.zeros(2)}))
+
+
+def _save(tmp_path: Path, state: dict) -> Path:
+    path = tmp_path / "other.pth"
+    torch.save(state, path)
+    return path
+
+
+@pytest.mark.parametrize("name", ["SiamRPN", "SiamFCRes22"])
+def test_onnx_export_of_a_config_model_matches_pytorch(tmp_path, name):
+    # the tool compares ONNX Runtime with PyTorch on each graph and exits 2 above 1e-4
+    done = run_tool("tools/export_onnx.py", "--checkpoint", f"model:configs/siamesex/{name}.yaml",
+                    "--out", str(tmp_path / name))
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "head.onnx" in done.stdout and "worst relative difference" in done.stdout
+    assert sorted(p.name for p in (tmp_path / name).iterdir()) == ["head.onnx", "search.onnx", "template.onnx"]
+    import onnxruntime as ort
+
+    search = ort.InferenceSession(str(tmp_path / name / "search.onnx"))
+    x = np.random.default_rng(0).uniform(0, 255, (3, 3, 255, 255)).astype(np.float32)
+    assert search.run(None, {"image": x})[0].shape[0] == 3       # one graph serves any number of scales

@@ -33,9 +33,17 @@ def test_vot_toolkit_scores_our_tracker_above_a_static_one(tmp_path):
         frames, boxes = moving_patch_clip(seed=i, n=30, step=(3.0 - i, 2.0 + i))
         seqs.append((f"clip{i}", frames, boxes))
     ws = tmp_path / "workspace"
-    write_workspace(str(ws), seqs, {"fdsiamfc": str(ckpt), "static": "identity"}, sys.executable, str(REPO / "tools"))
+    # SiameseX models by config (fresh weights: the run, not their accuracy, is what is checked for them)
+    models = {"siamrpn": "model:configs/siamesex/SiamRPN.yaml", "siamfcres22": "model:configs/siamesex/SiamFCRes22.yaml"}
+    cwd = os.getcwd()
+    os.chdir(REPO)   # the config paths are relative to the checkout, as a user would type them
+    try:
+        write_workspace(str(ws), seqs, {"fdsiamfc": str(ckpt), "static": "identity", **models}, sys.executable,
+                        str(REPO / "tools"))
+    finally:
+        os.chdir(cwd)
     env = dict(os.environ, PYTHONPATH="")
-    run = subprocess.run([str(VOT), "evaluate", "--workspace", str(ws), "fdsiamfc", "static"],
+    run = subprocess.run([str(VOT), "evaluate", "--workspace", str(ws), "fdsiamfc", "static", *models],
                          capture_output=True, text=True, timeout=900, env=env)
     assert "Evaluation concluded successfuly" in run.stdout + run.stderr, run.stdout[-2000:] + run.stderr[-2000:]
     subprocess.run([str(VOT), "analysis", "--workspace", str(ws), "--format", "json", "fdsiamfc", "static"],
@@ -45,5 +53,8 @@ def test_vot_toolkit_scores_our_tracker_above_a_static_one(tmp_path):
     scores = read_analysis(reports[-1])
     assert scores["fdsiamfc"]["accuracy"] > scores["static"]["accuracy"] + 0.2, scores
     assert scores["fdsiamfc"]["eao"] > scores["static"]["eao"], scores
+    for name in models:   # each model ran every sequence and was scored
+        assert len(glob.glob(str(ws / "results" / name / "baseline" / "*" / "*.txt"))) >= 3, name
+        assert 0 <= scores[name]["accuracy"] <= 1, scores
     assert not glob.glob(str(ws / "logs" / "*.log")) or all(
         "Traceback" not in Path(p).read_text() for p in glob.glob(str(ws / "logs" / "*.log")))

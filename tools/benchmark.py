@@ -5,8 +5,10 @@ Every row is tracked afresh in this run (records from an earlier run are dropped
 each tracker's update() is profiled part by part on 640x360 and 1280x720 clips.
 Writes OUT/benchmark.json and OUT/benchmark.md (the tables in the README).
 
-Example:
+Examples:
   python tools/benchmark.py --out runs/benchmark --threads 2
+  python tools/benchmark.py --out runs/bench_zoo --trackers-only \
+      --trackers model:runs/zoo/models/SiamRPN/model.pth model:configs/siamesex/SiamFCRes22.yaml
 """
 from __future__ import annotations
 
@@ -31,6 +33,10 @@ def main() -> None:
     p.add_argument("--shared", type=dir_arg, default=DEFAULT_SHARED if os.path.isdir(DEFAULT_SHARED) else None,
                    help="folder with data/real and weights/ (default ../shared when present)")
     p.add_argument("--sequences", nargs="*", help="only these sequences")
+    p.add_argument("--trackers", nargs="+", default=[],
+                   help="more trackers on the same frames, as tools/evaluate.py names them "
+                        "(model:CONFIG.yaml[,WEIGHTS], a checkpoint, opencv:KCF, ...)")
+    p.add_argument("--trackers-only", action="store_true", help="leave out the SiamFC models and their backends")
     p.add_argument("--training", action="store_true",
                    help="instead, time SiamFC training steps: fp32 NCHW (the public code's way) vs ours")
     args = p.parse_args()
@@ -46,7 +52,8 @@ def main() -> None:
                   f"{r['peak_gflops']:.0f} GFLOP/s")
         return
     full = args.full_checkpoint or (QUICKSTART_TEACHER if os.path.isfile(QUICKSTART_TEACHER) else None)
-    result = run_benchmark(args.out, args.threads, tuple(args.backends), args.shared, args.sequences, full)
+    result = run_benchmark(args.out, args.threads, tuple(args.backends), args.shared, args.sequences, full,
+                           tuple(args.trackers), not args.trackers_only)
     print(open(os.path.join(args.out, "benchmark.md")).read())
     print(f"threads: {result['threads']}; results: {args.out}/benchmark.json")
 

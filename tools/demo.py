@@ -40,7 +40,7 @@ def main() -> None:
     if written:
         print(f"wrote {written}")
     if times:
-        print(f"mean FPS {len(times) / sum(times):.1f} over {len(times)} frames "
+        print(f"{spec.tracker_name}: mean FPS {len(times) / sum(times):.1f} over {len(times)} frames "
               f"(median {1 / np.median(times):.1f})")
 
 

@@ -12,7 +12,7 @@ import numpy as np
 
 from ..data.sequences import read_frame
 from ..errors import InputError
-from ..tracking.factory import TrackerSpec, build_tracker, check_tracker
+from ..tracking.factory import TRACKERS, TrackerSpec, build_tracker, check_tracker
 
 CHECKPOINT_ENV = "FDSIAMFC_CHECKPOINT"
 BACKEND_ENV = "FDSIAMFC_BACKEND"
@@ -104,10 +104,19 @@ def write_workspace(root: str, sequences: list[tuple[str, list[np.ndarray], np.n
         f.write(STACK.format(low=max(1, length // 6), high=length))
     with open(os.path.join(root, "trackers.ini"), "w") as f:
         f.write("\n".join(TRACKER.format(name=n, label=n, tools=os.path.abspath(tools), python=python,
-                                         checkpoint=os.path.abspath(c) if c != "identity" else c,
+                                         checkpoint=absolute_spec(c),
                                          backend=backend) for n, c in trackers.items()))
     with open(os.path.join(root, "config.yaml"), "w") as f:
         f.write(f"stack: {os.path.abspath(os.path.join(root, 'stack.yaml'))}\nregistry:\n- ./trackers.ini\n")
+
+
+def absolute_spec(text: str) -> str:
+    """A tracker string with its files made absolute (the toolkit starts trackers in its own folder):
+    ``slim.pth``, ``model:configs/x.yaml,w.pth``; names such as ``identity`` or ``opencv:MIL`` stay."""
+    kind, sep, arg = text.partition(":")
+    if sep and kind in TRACKERS:
+        return f"{kind}:" + ",".join(os.path.abspath(p) if os.path.exists(p) else p for p in arg.split(","))
+    return os.path.abspath(text) if os.path.exists(text) else text
 
 
 def read_analysis(path: str) -> dict[str, dict[str, float]]:

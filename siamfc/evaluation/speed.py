@@ -30,7 +30,7 @@ from ..models.checkpoint import build_net, load_checkpoint, save_checkpoint
 from ..models.stats import count_params, gflops, state_dict_mb
 from ..system import cpu_name, isa_summary, median_seconds
 from ..tracking.backends import BACKENDS, auto_backend, make_runner, record_accuracy, time_runner
-from ..tracking.factory import TrackerSpec, build_tracker
+from ..tracking.factory import TrackerSpec, build_tracker, check_tracker
 from ..tracking.opencv import available as opencv_available
 from ..tracking.profile import PARTS
 from . import evaluate
@@ -159,6 +159,18 @@ def benchmark_models(out: str, shared: str | None, full: str | None = None) -> d
 PROFILE_SIZES = ((640, 360), (1280, 720))
 
 
+def tracker_size(spec: TrackerSpec) -> dict[str, Any]:
+    """Parameters and search-branch GFLOPs of a config-built model's tracker (empty for other kinds)."""
+    if spec.kind != "model":
+        return {}
+    from ..models.info import model_info
+    from ..models.model_io import load_model
+    from ..tracking.factory import model_source
+
+    info = model_info(load_model(*reversed(model_source(spec))).model)
+    return {"params": info["params"]["total"], "gflops": round(info["search_gflops"], 3)}
+
+
 def synthetic_frames(out: str) -> str:
     """OTB-layout clips at 640x360 and 1280x720: the profile's frames, and the
     benchmark's when no real footage is given."""
@@ -180,14 +192,20 @@ def synthetic_frames(out: str) -> str:
 
 
 def run(out: str, threads: int = 2, backends: tuple[str, ...] = BACKENDS[:-1],
-        shared: str | None = None, sequences: list[str] | None = None, full: str | None = None) -> dict[str, Any]:
+        shared: str | None = None, sequences: list[str] | None = None, full: str | None = None,
+        trackers: tuple[str, ...] = (), siamfc: bool = True) -> dict[str, Any]:
     """Benchmark every model x backend and the OpenCV trackers; writes JSON and markdown.
 
     Each model's per-backend AUC is also recorded for its weights, so that the
     tracker's ``auto`` backend may pick a reduced-precision backend that kept accuracy.
+    ``trackers`` adds rows for any tracker strings (``model:configs/siamesex/SiamRPN.yaml,w.pth``)
+    on the same frames; ``siamfc=False`` leaves out the SiamFC models and their backends.
     """
     if full:
         load_checkpoint(full)   # a bad file fails now, before anything is written
+    extra = [TrackerSpec.parse(t) for t in trackers]
+    for spec in extra:
+        check_tracker(spec)
     torch.set_num_threads(threads)
     # Ratios are only meaningful between rows timed in one run of the same code: tracking
     # records left by an earlier run (which evaluation would resume from) are dropped.
@@ -201,7 +219,7 @@ def run(out: str, threads: int = 2, backends: tuple[str, ...] = BACKENDS[:-1],
     # Only the precisions benchmarked: under an AVX2 cap a bf16 GEMM runs emulated, minutes
     # for a figure no row is read against.
     peaks = {p: gemm_peak(p) for p in ("fp32", "bf16", "int8") if p == "fp32" or p in map(peak_for, backends)}
-    for name, ckpt in benchmark_models(out, shared, full).items():
+    for name, ckpt in (benchmark_models(out, shared, full) if siamfc else {}).items():
         backbone = load_checkpoint(ckpt).net.backbone
         g = gflops(backbone)
         aucs: dict[str, float] = {}
@@ -249,6 +267,13 @@ def run(out: str, threads: int = 2, backends: tuple[str, ...] = BACKENDS[:-1],
             profiles += [{"tracker": name, "backend": f"auto -> {choice}, crop: warp", "frames": size, **parts}
                          for size, parts in profile_tracker(warp, clips).items()]
             print(f"{name:12s} auto picks {choice}: {picked.fps / plain.fps:.2f}x the plain baseline")
+    for spec in extra:
+        s = evaluate(spec, "folder", root, os.path.join(out, "runs"), workers=1, threads=threads, only=sequences,
+                     summary_file=f"summary_{spec.tracker_name}.json")
+        size = tracker_size(spec)
+        rows.append(Row(spec.tracker_name, "fp32", size.get("params"), None, size.get("gflops"), None, None,
+                        round(s["fps"], 1), round(s["mean_auc"], 4), round(s["mean_precision"], 4)))
+        print(f"{spec.tracker_name:12s} fps {s['fps']:7.1f}  AUC {s['mean_auc']:.4f}")
     for cv_name in opencv_available():
         s = evaluate(TrackerSpec("opencv", cv_name), "folder", root, os.path.join(out, "runs"), workers=1,
                      threads=threads, only=sequences, summary_file=f"summary_opencv-{cv_name}.json")

@@ -68,17 +68,20 @@ def load_model(path: str | os.PathLike | None, config: str | os.PathLike | Model
     return LoadedModel(model.eval(), {"source": "siamesex"})
 
 
-def load_backbone_weights(model: SiamModel, path: str | os.PathLike) -> None:
-    """A local backbone state dict (torchvision's ResNet-50 file, say) into ``model.backbone``;
-    keys the backbone lacks (a classifier's ``fc.*``) are left out, and every backbone key must be found."""
+def load_backbone_weights(model: SiamModel, path: str | os.PathLike) -> list[str]:
+    """A local backbone state dict (torchvision's ResNet-50 file, say) into ``model.backbone``.
+
+    Keys the backbone lacks (a classifier's ``fc.*``) are left out. Tensors whose shape differs
+    keep their initialisation and are returned: pysot's ResNet has 3x3 shortcut convs in
+    layer2-4 where torchvision's are 1x1. Every other backbone tensor must be in the file."""
     obj = read_checkpoint(path)
-    state = obj.get("state_dict", obj) if isinstance(obj.get("state_dict"), dict) else obj
+    state = obj["state_dict"] if isinstance(obj.get("state_dict"), dict) else obj
+    state = {k.removeprefix("module."): v for k, v in state.items() if isinstance(v, torch.Tensor)}
     own = model.backbone.state_dict()
     missing = [k for k in own if k not in state and not k.endswith("num_batches_tracked")]
     if missing:
         raise InputError(f"{path}: not a {model.cfg.backbone.name} state dict (missing {missing[0]} "
                          f"and {len(missing) - 1} more)")
-    for k in own:
-        if k in state and tuple(state[k].shape) != tuple(own[k].shape):
-            raise InputError(f"{path}: {k} has shape {tuple(state[k].shape)}, the backbone needs {tuple(own[k].shape)}")
-    model.backbone.load_state_dict({k: state[k] for k in own if k in state}, strict=False)
+    kept = [k for k in own if k in state and tuple(state[k].shape) != tuple(own[k].shape)]
+    model.backbone.load_state_dict({k: state[k] for k in own if k in state and k not in kept}, strict=False)
+    return kept

@@ -52,6 +52,9 @@ LOSSES: Registry[Callable[..., Loss]] = Registry("loss")
 
 
 class _ScoreMapLoss(Loss):
+    def scaled(self, out: dict[str, torch.Tensor]) -> torch.Tensor:
+        return out["score"] * self.train_cfg.score_scale
+
     def labels(self, score: torch.Tensor) -> torch.Tensor:
         return logistic_labels(score.shape[-1], self.train_cfg.r_pos, self.train_cfg.r_neg,
                                self.model_cfg.stride).to(score.device)
@@ -62,7 +65,7 @@ class BalancedLogistic(_ScoreMapLoss):
     """SiamFC's balanced logistic loss on the score map (Bertinetto et al., 2016)."""
 
     def __call__(self, out, boxes):
-        return balanced_loss(out["score"], self.labels(out["score"]))
+        return balanced_loss(self.scaled(out), self.labels(out["score"]))
 
 
 @LOSSES.register("soft_margin")
@@ -70,7 +73,7 @@ class SoftMargin(_ScoreMapLoss):
     """SiameseX's soft-margin loss: labels +1 near the centre, -1 elsewhere."""
 
     def __call__(self, out, boxes):
-        return soft_margin_loss(out["score"], self.labels(out["score"]))
+        return soft_margin_loss(self.scaled(out), self.labels(out["score"]))
 
 
 @LOSSES.register("rpn")
@@ -95,6 +98,10 @@ class RPNLoss(Loss):
 @dataclass
 class ModelTrainConfig(TrainConfig):
     loss: str = param("balanced_logistic", choices=("balanced_logistic", "soft_margin", "rpn"))
+    # The score-map losses see the score times this. An unscaled correlation of 512 channels (SiameseX's
+    # FC-22 heads) gives logits in the thousands; SiamFC's head scales by 0.001 for that reason. The SiamFC
+    # tracker is unchanged by a positive scale of the map, so this trains the same tracker, well conditioned.
+    score_scale: float = param(1.0, gt=0)
     freeze: FreezeConfig = param(factory=FreezeConfig)
     pretrained: str = ""      # a local state-dict file for the backbone (torchvision's names); nothing downloads
 
@@ -151,10 +158,12 @@ def train_model(model_cfg: ModelConfig, cfg: ModelTrainConfig, crops_dir: str, o
     env = setup(device)
     torch.manual_seed(cfg.seed)
     model = build_model(model_cfg)
-    init_weights(model)
+    init_weights(model.backbone)   # SiamFC's init for the backbone; necks and heads keep their parts' own
     if cfg.pretrained:
         from ..models.model_io import load_backbone_weights
-        load_backbone_weights(model, cfg.pretrained)
+        kept = load_backbone_weights(model, cfg.pretrained)
+        if kept and env.is_main:
+            print(f"pretrained {cfg.pretrained}: {len(kept)} tensors of another shape keep their init ({kept[0]}, ...)")
     trainer = ModelTrainer(model, cfg, crops_dir, out_dir, env, meta={"track": track or {}})
     try:
         trainer.fit(resume)
