@@ -29,6 +29,16 @@ def release_30() -> Path:
     return WEIGHTS / "FDSiamfc_30.pth"
 
 
+def synthetic_crops(root: Path, seed: int) -> Path:
+    """Three short synthetic sequences, cropped for training: ``root/crops``."""
+    from siamfc.data.crop import crop_dataset
+    from siamfc.data.synthetic import SynthConfig, make_dataset
+
+    make_dataset(str(root / "data"), SynthConfig(train_seqs=3, val_seqs=0, frames=12, seed=seed, workers=1))
+    crop_dataset("got10k", str(root / "data"), str(root / "crops"))
+    return root / "crops"
+
+
 def textured(rng: np.random.Generator, h: int, w: int, scale: int = 8) -> np.ndarray:
     """Smooth random colour texture (upsampled noise)."""
     small = rng.integers(0, 256, size=(max(h // scale, 2), max(w // scale, 2), 3), dtype=np.uint8)

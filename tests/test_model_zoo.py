@@ -11,11 +11,9 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import REPO, moving_patch_clip
+from conftest import REPO, moving_patch_clip, synthetic_crops
 from siamfc.data.box_pairs import BoxPairDataset
-from siamfc.data.crop import crop_dataset
 from siamfc.data.pairs import PairConfig
-from siamfc.data.synthetic import SynthConfig, make_dataset
 from siamfc.errors import InputError
 from siamfc.models.backbone import init_weights
 from siamfc.models.model_io import load_model, save_model
@@ -33,10 +31,7 @@ TINY_RPN = {"name": "TinyRPN", "backbone": {"name": "alexnet", "args": {"widths"
 
 @pytest.fixture(scope="module")
 def crops(tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("zoo")
-    make_dataset(str(root / "data"), SynthConfig(train_seqs=3, val_seqs=0, frames=12, seed=5, workers=1))
-    crop_dataset("got10k", str(root / "data"), str(root / "crops"))
-    return root / "crops"
+    return synthetic_crops(tmp_path_factory.mktemp("zoo"), seed=5)
 
 
 def run_tool(*args: str) -> subprocess.CompletedProcess:

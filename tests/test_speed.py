@@ -1,5 +1,4 @@
 """The speed benchmark's tables: ours against the plain baseline of the same run."""
-import numpy as np
 import pytest
 
 from siamfc.data.sequences import otb_folder_sequence

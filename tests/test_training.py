@@ -7,23 +7,18 @@ from pathlib import Path
 import pytest
 import torch
 
-from siamfc.data.crop import crop_dataset
 from siamfc.errors import InputError
-from siamfc.data.synthetic import SynthConfig, make_dataset
 from siamfc.models.checkpoint import load_checkpoint
 from siamfc.training import trainer as trainer_mod
 from siamfc.training.losses import balanced_loss, logistic_labels
 from siamfc.training.trainer import TrainConfig, train_siamfc
 
-from conftest import REPO
+from conftest import REPO, synthetic_crops
 
 
 @pytest.fixture(scope="module")
 def crops(tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("train")
-    make_dataset(str(root / "data"), SynthConfig(train_seqs=3, val_seqs=0, frames=12, seed=4, workers=1))
-    crop_dataset("got10k", str(root / "data"), str(root / "crops"))
-    return root / "crops"
+    return synthetic_crops(tmp_path_factory.mktemp("train"), seed=4)
 
 
 def small_cfg(epochs: int = 3) -> TrainConfig:

@@ -9,13 +9,12 @@ runs as it is (SiamVGG's BN adjust, a plain or scaled correlation).
 from __future__ import annotations
 
 from dataclasses import replace
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 import torch
 
 from ..config import TrackerConfig
-from ..geometry import fill_color
 from ..models.siamese import SiamModel
 from .siamfc import SiamFCTracker
 
@@ -48,15 +47,10 @@ class ModelSiamFCTracker(SiamFCTracker):
         self.model = model.eval()
         super().__init__(ModelRunner(self.model), fc_config(self.model, cfg or TrackerConfig()), name=name)
 
-    def init(self, image: Any, box: np.ndarray) -> None:
-        img = np.asarray(image)
-        self.start(img, box)
-        self.fill = fill_color(img)
-        z = np.empty((1, self.cfg.exemplar_sz, self.cfg.exemplar_sz, 3), np.uint8)
-        self._cut(img, self.center, [self.z_sz], self.cfg.exemplar_sz, self.fill, z)
+    def correlator(self, z: np.ndarray) -> Callable[[Any], np.ndarray]:
         with torch.inference_mode():
             kernel = self.model.head.prepare(self.runner(z))
-        self.correlate = lambda fx: self._respond(kernel, fx)
+        return lambda fx: self._respond(kernel, fx)
 
     def _respond(self, kernel: Any, fx: Any) -> np.ndarray:
         with torch.inference_mode():

@@ -99,7 +99,11 @@ class SiamFCTracker(SiamFCBase):
         self.fill = fill_color(img)
         z = np.empty((1, self.cfg.exemplar_sz, self.cfg.exemplar_sz, 3), np.uint8)
         self._cut(img, self.center, [self.z_sz], self.cfg.exemplar_sz, self.fill, z)
-        self.correlate = Correlator(self.runner(z))
+        self.correlate = self.correlator(z)
+
+    def correlator(self, z: np.ndarray) -> Callable[[Any], np.ndarray]:
+        """What maps the search features to one score map per scale, from the exemplar crop."""
+        return Correlator(self.runner(z))
 
     def response(self, image: Any) -> np.ndarray:
         """The raw score map (before upsampling and the window) of the current target

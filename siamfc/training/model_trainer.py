@@ -8,8 +8,7 @@ named stages then train at ``backbone_lr_scale`` times the lr.
 """
 from __future__ import annotations
 
-import os
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any, Callable
 
 import torch
@@ -24,7 +23,7 @@ from ..registry import Registry
 from .distributed import DistEnv, setup
 from .losses import balanced_loss, logistic_labels, rpn_loss, soft_margin_loss
 from .rpn_targets import anchor_targets
-from .trainer import TrainConfig, Trainer
+from .trainer import TrainConfig, Trainer, fit_and_save
 
 
 @dataclass
@@ -153,8 +152,6 @@ class ModelTrainer(Trainer):
 def train_model(model_cfg: ModelConfig, cfg: ModelTrainConfig, crops_dir: str, out_dir: str,
                 track: dict[str, Any] | None = None, resume: bool = False, device: str | None = None) -> str:
     """Train a config-built model from scratch (or its backbone from ``cfg.pretrained``); write ``out_dir/model.pth``."""
-    from .distributed import teardown
-
     env = setup(device)
     torch.manual_seed(cfg.seed)
     model = build_model(model_cfg)
@@ -164,11 +161,4 @@ def train_model(model_cfg: ModelConfig, cfg: ModelTrainConfig, crops_dir: str, o
         kept = load_backbone_weights(model, cfg.pretrained)
         if kept and env.is_main:
             print(f"pretrained {cfg.pretrained}: {len(kept)} tensors of another shape keep their init ({kept[0]}, ...)")
-    trainer = ModelTrainer(model, cfg, crops_dir, out_dir, env, meta={"track": track or {}})
-    try:
-        trainer.fit(resume)
-        final = os.path.join(out_dir, "model.pth")
-        trainer.save_final(final)
-    finally:
-        teardown(env)
-    return final
+    return fit_and_save(ModelTrainer(model, cfg, crops_dir, out_dir, env, meta={"track": track or {}}), resume)

@@ -287,15 +287,20 @@ def train_siamfc(cfg: TrainConfig, crops_dir: str, out_dir: str, resume: bool = 
                  device: str | None = None) -> str:
     """Train the full-width SiamFC (the teacher) and write ``out_dir/model.pth``."""
     from ..models.checkpoint import build_net
-    from .distributed import teardown
 
     env = setup(device)
     torch.manual_seed(cfg.seed)
-    trainer = Trainer(build_net(), cfg, crops_dir, out_dir, env)
+    return fit_and_save(Trainer(build_net(), cfg, crops_dir, out_dir, env), resume)
+
+
+def fit_and_save(trainer: Trainer, resume: bool) -> str:
+    """Train, write ``out_dir/model.pth``, and leave the process group however it ends."""
+    from .distributed import teardown
+
     try:
         trainer.fit(resume)
-        final = os.path.join(out_dir, "model.pth")
+        final = os.path.join(trainer.out_dir, "model.pth")
         trainer.save_final(final)
     finally:
-        teardown(env)
+        teardown(trainer.env)
     return final
