@@ -6,7 +6,6 @@ from pathlib import Path
 import pytest
 import torch
 
-from siamfc.compression import driver as driver_mod
 from siamfc.compression.driver import CompressConfig, Compressor
 from siamfc.data.crop import crop_dataset
 from siamfc.errors import InputError

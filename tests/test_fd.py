@@ -7,7 +7,6 @@ from siamfc.models.backbone import FULL_WIDTHS, AlexNet, alexnet_layers, widths_
 from siamfc.models.checkpoint import build_net
 from siamfc.models.fd import FDChain, FDPlan
 from siamfc.models.fold import fold_conv, fold_state_dict
-from siamfc.models.net import SiamNet
 from siamfc.models.stats import count_params, gflops
 
 RATES = (0.3,) * 5

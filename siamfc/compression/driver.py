@@ -118,6 +118,7 @@ class Compressor:
             raise InputError(f"{teacher}: the teacher must be a plain network, not an FD network in mid-compression "
                              f"(fold it with tools/model_transform.py first)")
         self.base = loaded.net.backbone.layers
+        self.out_scale = float(loaded.net.head.out_scale)   # every phase scores as the teacher does
         try:
             self.final = FDPlan(self.base, tuple(cfg.rates), 0, cfg.grouping).at(0)
         except ValueError as e:
@@ -148,7 +149,7 @@ class Compressor:
         return self.final.at(step)
 
     def net_for(self, step: int) -> SiamNet:
-        return SiamNet(FDChain(self.plan(step)))
+        return SiamNet(FDChain(self.plan(step)), self.out_scale)
 
     @functools.cached_property
     def _sample(self) -> list[torch.Tensor]:

@@ -40,7 +40,7 @@ def fold_checkpoint(path: str) -> tuple[SiamNet, SiamNet, dict[str, Any]]:
         raise InputError(f"{path}: not a fully compressed FD checkpoint (need FD step {plan.last_step}, "
                          f"got step {plan.step})")
     slim_state = fold_state_dict(loaded.net.state_dict(), plan)
-    slim = build_net(layers=plan.slim_layers)
+    slim = build_net(layers=plan.slim_layers, out_scale=loaded.net.head.out_scale)
     slim.load_state_dict(slim_state)
     return loaded.net.eval(), slim.eval(), loaded.meta
 

@@ -3,7 +3,8 @@
 * ``quickstart`` (the default): synthetic data -> teacher -> FD compression -> slim network
   -> evaluation -> report, with nothing to download;
 * ``real``: FD on real trackers and real footage, head to head with the authors' FDSiamFC;
-* ``zoo``: the SiameseX models trained on the synthetic data within one CPU budget each.
+* ``zoo``: the SiameseX models trained on the synthetic data within one CPU budget each;
+* ``fd_model``: FD on a trained config-built model with a plain-chain backbone (SiamVGG).
 """
 from __future__ import annotations
 
@@ -29,6 +30,7 @@ def _lazy(module: str) -> Callable[[str, dict[str, Any], str | None], StagedJob]
 JOBS.add("quickstart", _lazy("quickstart"))
 JOBS.add("real", _lazy("real"))
 JOBS.add("zoo", _lazy("zoo"))
+JOBS.add("fd_model", _lazy("fd_model"))
 
 
 def load_job(path: str, out: str | None = None) -> StagedJob:

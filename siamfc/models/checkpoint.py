@@ -1,9 +1,10 @@
 """Checkpoint I/O for plain chains (full or slim AlexNet, any chain) and FD backbones.
 
-Our format is ``{"state_dict": ..., "meta": {"layers" | "fd", "widths", "config", "epoch"}}``:
+Our format is ``{"state_dict": ..., "meta": {"layers" | "fd", "widths", "out_scale", "config", "epoch"}}``:
 ``layers`` describes a plain chain, ``fd`` an FD network (its teacher chain, rates
-and step). The loader also takes a bare state dict, as the public release weights
-are, and then infers the AlexNet's layer widths from the tensor shapes.
+and step), ``out_scale`` the head's (SiamFC's 0.001 where a file has none; a converted
+SiamVGG carries its score BN's gain). The loader also takes a bare state dict, as the
+public release weights are, and then infers the AlexNet's layer widths from the tensor shapes.
 """
 from __future__ import annotations
 
@@ -22,6 +23,7 @@ from .fd import FDChain, FDPlan
 from .net import SiamNet
 
 PREFIX = "backbone."
+DEFAULT_OUT_SCALE = 0.001   # SiamFC's
 
 
 @dataclass
@@ -31,7 +33,7 @@ class LoadedCheckpoint:
 
 
 def build_net(widths: Sequence[int] | None = None, plan: FDPlan | None = None,
-              out_scale: float = 0.001, layers: Sequence[Layer] | None = None) -> SiamNet:
+              out_scale: float = DEFAULT_OUT_SCALE, layers: Sequence[Layer] | None = None) -> SiamNet:
     """A freshly initialised SiamFC: an FD network for ``plan``, a chain of ``layers``,
     or an AlexNet of ``widths`` (full width by default)."""
     if plan is not None:
@@ -55,7 +57,7 @@ def random_net(seed: int = 0, widths: Sequence[int] | None = None) -> SiamNet:
 def checkpoint_payload(net: SiamNet, **meta: Any) -> dict[str, Any]:
     """The ``{"state_dict", "meta"}`` dict of our format; ``meta`` adds e.g. epoch."""
     backbone = net.backbone
-    info: dict[str, Any] = {"widths": None, "layers": None, "fd": None}
+    info: dict[str, Any] = {"widths": None, "layers": None, "fd": None, "out_scale": float(net.head.out_scale)}
     if isinstance(backbone, FDChain):
         info["fd"] = backbone.plan.to_meta()
     else:
@@ -115,8 +117,9 @@ def _mismatches(model: nn.Module, state: dict[str, torch.Tensor]) -> list[str]:
     return problems
 
 
-def load_checkpoint(path: str | os.PathLike, out_scale: float = 0.001) -> LoadedCheckpoint:
-    """Build the network a checkpoint describes and load its weights.
+def load_checkpoint(path: str | os.PathLike, out_scale: float | None = None) -> LoadedCheckpoint:
+    """Build the network a checkpoint describes and load its weights; the head's
+    ``out_scale`` is the one given, else the file's, else SiamFC's 0.001.
 
     Raises :class:`InputError` with the list of mismatched keys and shapes when the
     file does not fit the network its metadata (or, for a bare state dict, its
@@ -125,6 +128,8 @@ def load_checkpoint(path: str | os.PathLike, out_scale: float = 0.001) -> Loaded
     obj = read_checkpoint(path)
     meta = dict(obj.get("meta") or {}) if "state_dict" in obj else {}
     state = _normalise_keys(obj["state_dict"] if "state_dict" in obj else obj)
+    if out_scale is None:
+        out_scale = float(meta.get("out_scale") or DEFAULT_OUT_SCALE)
     try:
         if meta.get("fd"):
             net, what = build_net(plan=FDPlan.from_meta(meta["fd"]), out_scale=out_scale), "its FD network"

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Callable
 
 from ..config import TrackerConfig, from_dict
@@ -101,24 +101,32 @@ def _stem(spec: TrackerSpec) -> str:
 # ---------------------------------------------------------------- the kinds
 
 def _siamfc(spec: TrackerSpec) -> Any:
-    from ..models.checkpoint import load_checkpoint
     from ..models.model_io import is_model_checkpoint
     from .backends import make_runner
     from .siamfc import SiamFCTracker
 
     if spec.checkpoint and is_model_checkpoint(spec.checkpoint):   # a config-built model names itself
         return _model(spec)
-    cfg = spec.tracker_config()
-    net = load_checkpoint(spec.checkpoint, cfg.out_scale).net
+    net, cfg = _chain(spec)
     return SiamFCTracker(make_runner(net.backbone, spec.backend), cfg, name=spec.tracker_name, backend=spec.backend)
 
 
-def _plain(spec: TrackerSpec) -> Any:
-    from ..models.checkpoint import load_checkpoint
-    from .plain import PlainSiamFCTracker
+def _chain(spec: TrackerSpec) -> tuple[Any, TrackerConfig]:
+    """A chain checkpoint's network and the tracking options. The score scale is the
+    checkpoint's (SiamFC's 0.001 unless it carries its own, as a converted SiamVGG does)
+    where the options leave SiamFC's default, else the options'."""
+    from ..models.checkpoint import DEFAULT_OUT_SCALE, load_checkpoint
 
     cfg = spec.tracker_config()
-    return PlainSiamFCTracker(load_checkpoint(spec.checkpoint, cfg.out_scale).net, cfg, name=spec.tracker_name)
+    net = load_checkpoint(spec.checkpoint, None if cfg.out_scale == DEFAULT_OUT_SCALE else cfg.out_scale).net
+    return net, replace(cfg, out_scale=float(net.head.out_scale))
+
+
+def _plain(spec: TrackerSpec) -> Any:
+    from .plain import PlainSiamFCTracker
+
+    net, cfg = _chain(spec)
+    return PlainSiamFCTracker(net, cfg, name=spec.tracker_name)
 
 
 def _check_checkpoint(spec: TrackerSpec) -> None:
@@ -153,6 +161,9 @@ def _model_tracker(spec: TrackerSpec, build: bool) -> Any:
     from .rpn import RPNTracker, RPNTrackerConfig
 
     config, weights = model_source(spec)
+    if spec.backend not in ("fp32", "auto"):
+        raise InputError(f"{spec.checkpoint}: config-built models run on the fp32 PyTorch backend "
+                         f"(auto -> fp32); '{spec.backend}' is for SiamFC AlexNet checkpoints")
     loaded = load_model(weights, config)
     track = dict(load_yaml(config).get("track") or {}) if config else dict(loaded.meta.get("track") or {})
     track.update(spec.options)
