@@ -10,6 +10,7 @@ from siamfc.data import crop as crop_mod
 from siamfc.data.crop import box_valid, cover_valid, crop_dataset
 from siamfc.data.pairs import PairConfig, PairDataset
 from siamfc.data.synthetic import SynthConfig, make_dataset, render_sequence
+from conftest import synthetic_crops
 
 
 @pytest.fixture(scope="session")
@@ -157,3 +158,13 @@ def test_pairs_are_close_valid_frames_and_reproducible(tiny_dataset, tmp_path):
     assert (z == z2).all() and (x == x2).all()
     ds.epoch = 1
     assert not (ds[5][1] == x).all()
+
+
+def test_short_epochs_visit_every_sequence_in_turn(tmp_path):
+    data = PairDataset(str(synthetic_crops(tmp_path, seed=2)), PairConfig(epoch_pairs=2))
+    assert len(data) == 2
+    seen = set()
+    for epoch in range(3):
+        data.epoch = epoch
+        seen |= {data.sample(i, np.random.default_rng(i))[0] for i in range(len(data))}
+    assert len(seen) == len(data.sequences) == 3

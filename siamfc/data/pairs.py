@@ -31,6 +31,7 @@ class PairConfig(Config):
     max_dist: int = param(100, ge=1)      # frames between exemplar and search
     pairs_per_seq: int = param(1, ge=1)
     max_shift: int = param(32, ge=0)      # box pairs only: the search crop's random shift, px
+    epoch_pairs: int = param(0, ge=0)     # pairs an epoch, when fewer than one per sequence (0: pairs_per_seq's)
 
     def check(self) -> None:
         if self.instance_sz - 2 * self.margin < self.exemplar_sz:
@@ -98,11 +99,12 @@ class PairDataset(Dataset):
             raise InputError(f"{crops_dir}/{INDEX}: no sequence has two valid frames to pair")
 
     def __len__(self) -> int:
-        return len(self.sequences) * self.cfg.pairs_per_seq
+        return self.cfg.epoch_pairs or len(self.sequences) * self.cfg.pairs_per_seq
 
     def sample(self, index: int, rng: np.random.Generator) -> tuple[str, int, int]:
-        """The sequence folder and (exemplar, search) frame numbers of pair ``index``."""
-        folder, valid = self.sequences[index % len(self.sequences)]
+        """The sequence folder and (exemplar, search) frame numbers of pair ``index``. A short
+        epoch (``epoch_pairs``) starts where the last one stopped, so epochs visit every sequence."""
+        folder, valid = self.sequences[(index + self.epoch * self.cfg.epoch_pairs) % len(self.sequences)]
         z = int(rng.choice(valid))
         near = valid[(np.abs(valid - z) <= self.cfg.max_dist) & (valid != z)]
         x = int(rng.choice(near)) if len(near) else z

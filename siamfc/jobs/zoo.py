@@ -92,14 +92,16 @@ class ZooJob(StagedJob):
         step = time_step(model, precision, z.batch_size)
         pairs = z.budget_s / step * z.batch_size
         per_seq = max(1, round(pairs / (z.epochs * sequences)))
+        # a heavy model affords less than a pair per sequence an epoch: shorter epochs, not a blown budget
+        short = max(z.batch_size, round(pairs / z.epochs)) if pairs < z.epochs * sequences else 0
         cfg = replace(cfg, epochs=z.epochs, batch_size=z.batch_size, num_workers=0, precision=precision,
                       warmup_epochs=min(cfg.warmup_epochs, z.epochs - 1),
-                      pairs=replace(cfg.pairs, pairs_per_seq=per_seq),
+                      pairs=replace(cfg.pairs, pairs_per_seq=per_seq, epoch_pairs=short),
                       # a frozen start keeps its share of the schedule: SiamRPN++ unfreezes half way
                       freeze=replace(cfg.freeze, unfreeze_epoch=z.epochs // 2 + 1) if cfg.freeze.unfreeze_epoch
                       else cfg.freeze)
         return cfg, {"step_s": step, "precision": precision, "pairs_per_seq": per_seq,
-                     "pairs": per_seq * sequences * z.epochs}
+                     "pairs": (short or per_seq * sequences) * z.epochs}
 
     def stage_train(self) -> dict[str, Any]:
         sequences = len(read_json(os.path.join(self.crops, "index.json"))["sequences"])
