@@ -222,3 +222,15 @@ def test_onnx_export_of_a_config_model_matches_pytorch(tmp_path, name):
     search = ort.InferenceSession(str(tmp_path / name / "search.onnx"))
     x = np.random.default_rng(0).uniform(0, 255, (3, 3, 255, 255)).astype(np.float32)
     assert search.run(None, {"image": x})[0].shape[0] == 3       # one graph serves any number of scales
+
+
+def test_a_trained_models_checkpoint_initialises_another_models_backbone(tmp_path):
+    from siamfc.models.model_io import load_backbone_weights
+
+    siamfc = build_model(model_config(config_path("SiamFC")))
+    init_weights(siamfc)
+    save_model(tmp_path / "siamfc.pth", siamfc)
+    rpn = build_model(model_config(config_path("SiamRPN")))
+    assert load_backbone_weights(rpn, tmp_path / "siamfc.pth") == []
+    for k, v in siamfc.backbone.state_dict().items():
+        assert torch.equal(rpn.backbone.state_dict()[k], v), k

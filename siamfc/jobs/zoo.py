@@ -43,6 +43,7 @@ class ZooJobConfig(Config):
     batch_size: int = param(8, ge=1)
     eval_workers: int = param(2, ge=1)
     fps_frames: int = param(30, ge=1)
+    pretrained: dict = param(factory=dict)     # model -> a local backbone file it starts from (train.pretrained)
 
 
 @dataclass
@@ -94,7 +95,8 @@ class ZooJob(StagedJob):
         per_seq = max(1, round(pairs / (z.epochs * sequences)))
         # a heavy model affords less than a pair per sequence an epoch: shorter epochs, not a blown budget
         short = max(z.batch_size, round(pairs / z.epochs)) if pairs < z.epochs * sequences else 0
-        cfg = replace(cfg, epochs=z.epochs, batch_size=z.batch_size, num_workers=0, precision=precision,
+        cfg = replace(cfg, pretrained=z.pretrained.get(name, cfg.pretrained), epochs=z.epochs,
+                      batch_size=z.batch_size, num_workers=0, precision=precision,
                       warmup_epochs=min(cfg.warmup_epochs, z.epochs - 1),
                       pairs=replace(cfg.pairs, pairs_per_seq=per_seq, epoch_pairs=short),
                       # a frozen start keeps its share of the schedule: SiamRPN++ unfreezes half way

@@ -32,6 +32,16 @@ def is_model_checkpoint(path: str | os.PathLike) -> bool:
     return isinstance(obj.get("meta"), dict) and isinstance(obj["meta"].get("model"), dict)
 
 
+def model_name(path: str | os.PathLike) -> str | None:
+    """The model name one of our checkpoints records (memory-mapped: the tensors are not read)."""
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+    except Exception:   # not ours, or unreadable: the caller names it otherwise
+        return None
+    meta = obj.get("meta") if isinstance(obj, dict) else None
+    return meta.get("model", {}).get("name") if isinstance(meta, dict) else None
+
+
 def save_model(path: str | os.PathLike, model: SiamModel, **meta: Any) -> None:
     state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
     torch_save({"state_dict": state, "meta": {"model": to_dict(model.cfg), **meta}}, path)
@@ -69,7 +79,8 @@ def load_model(path: str | os.PathLike | None, config: str | os.PathLike | Model
 
 
 def load_backbone_weights(model: SiamModel, path: str | os.PathLike) -> list[str]:
-    """A local backbone state dict (torchvision's ResNet-50 file, say) into ``model.backbone``.
+    """A local backbone state dict (torchvision's ResNet-50 file, say), or a trained model's
+    checkpoint with the same backbone, into ``model.backbone``.
 
     Keys the backbone lacks (a classifier's ``fc.*``) are left out. Tensors whose shape differs
     keep their initialisation and are returned: pysot's ResNet has 3x3 shortcut convs in
@@ -77,6 +88,8 @@ def load_backbone_weights(model: SiamModel, path: str | os.PathLike) -> list[str
     obj = read_checkpoint(path)
     state = obj["state_dict"] if isinstance(obj.get("state_dict"), dict) else obj
     state = {k.removeprefix("module."): v for k, v in state.items() if isinstance(v, torch.Tensor)}
+    if any(k.startswith("backbone.") for k in state):   # a whole model's checkpoint: its backbone
+        state = {k[len("backbone."):]: v for k, v in state.items() if k.startswith("backbone.")}
     own = model.backbone.state_dict()
     missing = [k for k in own if k not in state and not k.endswith("num_batches_tracked")]
     if missing:

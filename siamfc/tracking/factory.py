@@ -231,9 +231,16 @@ def _check_opencv(spec: TrackerSpec) -> None:
 
 
 register_tracker("siamfc", _siamfc, _stem, check=_check_checkpoint)
-register_tracker("model", _model, lambda spec: os.path.splitext(os.path.basename(
-    (model_source(spec)[0] or model_source(spec)[1] or "model")))[0], check=_check_model, takes_argument=True,
-    siamfc_options=False)
+def _model_name(spec: TrackerSpec) -> str:
+    """The config's stem, or the name our checkpoint gives its model (read without its tensors)."""
+    config, weights = model_source(spec)
+    if config:
+        return os.path.splitext(os.path.basename(config))[0]
+    from ..models.model_io import model_name
+    return model_name(weights) or _stem(spec)
+
+
+register_tracker("model", _model, _model_name, check=_check_model, takes_argument=True, siamfc_options=False)
 register_tracker("plain", _plain, lambda spec: _stem(spec) + "-plain", check=_check_checkpoint, takes_argument=True)
 register_tracker("onnx", _onnx, _stem, check=_check_onnx, suffixes=(".onnx",))
 register_tracker("random", _random, lambda spec: "RandomSiamFC" + (f"-seed{spec.seed}" if spec.seed else ""))
