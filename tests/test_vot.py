@@ -53,8 +53,12 @@ def test_vot_toolkit_scores_our_tracker_above_a_static_one(tmp_path):
     scores = read_analysis(reports[-1])
     assert scores["fdsiamfc"]["accuracy"] > scores["static"]["accuracy"] + 0.2, scores
     assert scores["fdsiamfc"]["eao"] > scores["static"]["eao"], scores
-    for name in models:   # each model ran every sequence and was scored
-        assert len(glob.glob(str(ws / "results" / name / "baseline" / "*" / "*.txt"))) >= 3, name
+    def runs(name: str) -> list[str]:   # the toolkit's trajectories, one file a sequence and anchor
+        return sorted(os.path.relpath(p, ws / "results" / name)
+                      for p in glob.glob(str(ws / "results" / name / "baseline" / "*" / "*.bin")))
+
+    for name in models:   # each model ran every sequence from every anchor, as ours did, and was scored
+        assert runs(name) == runs("fdsiamfc") and len(runs(name)) >= 3, name
         assert 0 <= scores[name]["accuracy"] <= 1, scores
     assert not glob.glob(str(ws / "logs" / "*.log")) or all(
         "Traceback" not in Path(p).read_text() for p in glob.glob(str(ws / "logs" / "*.log")))
