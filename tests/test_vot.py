@@ -46,7 +46,7 @@ def test_vot_toolkit_scores_our_tracker_above_a_static_one(tmp_path):
     run = subprocess.run([str(VOT), "evaluate", "--workspace", str(ws), "fdsiamfc", "static", *models],
                          capture_output=True, text=True, timeout=900, env=env)
     assert "Evaluation concluded successfuly" in run.stdout + run.stderr, run.stdout[-2000:] + run.stderr[-2000:]
-    subprocess.run([str(VOT), "analysis", "--workspace", str(ws), "--format", "json", "fdsiamfc", "static"],
+    subprocess.run([str(VOT), "analysis", "--workspace", str(ws), "--format", "json", "fdsiamfc", "static", *models],
                    capture_output=True, text=True, timeout=600, env=env)
     reports = sorted(glob.glob(str(ws / "analysis" / "*.json")))
     assert reports, "vot analysis wrote no JSON"
