@@ -6,7 +6,7 @@ both in ``(row, col)`` = ``(y, x)`` order to match numpy's image indexing.
 """
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Any, Sequence
 
 import cv2
 import numpy as np
@@ -32,11 +32,12 @@ def is_valid_box(box: np.ndarray) -> bool:
     return box.shape == (4,) and bool(np.all(np.isfinite(box))) and box[2] > 0 and box[3] > 0
 
 
-def context_size(size: np.ndarray, context: float) -> float:
+def context_size(size: np.ndarray, context: float) -> Any:
     """Side of SiamFC's exemplar region for a target ``size``: sqrt((w + p)(h + p)),
-    p = context (w + h)."""
+    p = context (w + h). A float for one size, an array for sizes along the last axis."""
     size = np.asarray(size, float)
-    return float(np.sqrt(np.prod(size + context * size.sum())))
+    side = np.sqrt(np.prod(size + context * size.sum(-1, keepdims=True), axis=-1))
+    return float(side) if side.ndim == 0 else side
 
 
 def crop_region(img: np.ndarray, center: np.ndarray, size: float, out_size: int,

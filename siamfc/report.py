@@ -83,12 +83,13 @@ def render_markdown(r: dict[str, Any]) -> str:
          f"{r['slim_fps']:.1f} |",
          f"| ratio | | {r['teacher_params'] / r['slim_params']:.1f}x | {r['teacher_mb'] / r['slim_mb']:.1f}x | "
          f"{r['teacher_gflops'] / r['slim_gflops']:.1f}x | {r['slim_fps'] / r['teacher_fps']:.1f}x |", "",
-         "## Accuracy on the synthetic val split (fp32 evaluation)", "",
+         "## Accuracy on the synthetic val split", "",
          "AO, SR0.5 and SR0.75 as got10k computes them; the standard error is a bootstrap over sequences.", "",
-         "| tracker | AO | s.e. | SR0.5 | SR0.75 | OTB AUC | precision@20 |", "|---|---|---|---|---|---|---|"]
+         "| tracker | backend that ran | AO | s.e. | SR0.5 | SR0.75 | OTB AUC | precision@20 |",
+         "|---|---|---|---|---|---|---|---|"]
     for key in r["val"]:
         v = r["val"][key]
-        L.append(f"| {names[key]} | {v['ao']:.3f} | {v['ao_se']:.3f} | {v['sr50']:.3f} | {v['sr75']:.3f} | "
+        L.append(f"| {names[key]} | {v.get('backend', '-')} | {v['ao']:.3f} | {v['ao_se']:.3f} | {v['sr50']:.3f} | {v['sr75']:.3f} | "
                  f"{v['mean_auc']:.3f} | {v['mean_precision']:.3f} |")
     L += ["", "| gate | value | bar | passed |", "|---|---|---|---|"]
     L += [f"| {g['gate']} | {g['value']:.3f} | {g['bar']} | {'yes' if g['passed'] else '**no**'} |"

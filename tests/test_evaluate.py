@@ -64,3 +64,15 @@ def test_release_weights_on_real_footage_match_reference_scores(tmp_path):
     for name in ("Couple", "Man"):
         assert s["sequences"][name]["auc"] == pytest.approx(ref[name]["auc"], abs=1e-6)
         assert s["sequences"][name]["precision"] == pytest.approx(ref[name]["prec"], abs=1e-6)
+
+
+def test_the_summary_names_the_backend_auto_chose_and_why(bench, tmp_path, monkeypatch):
+    from siamfc.tracking import backends
+
+    ckpt = tmp_path / "rand.pth"
+    save_checkpoint(ckpt, random_net(3))
+    monkeypatch.setattr(backends, "auto_choice", lambda backbone, device=None: ("fp32", "the only one timed"))
+    s = evaluate(TrackerSpec("siamfc", str(ckpt), "auto"), "folder", str(bench), str(tmp_path / "a"))
+    assert s["backend"] == "auto -> fp32" and s["backend_why"] == "the only one timed"
+    s = evaluate(TrackerSpec("siamfc", str(ckpt), "fp32"), "folder", str(bench), str(tmp_path / "b"))
+    assert s["backend"] == "fp32"

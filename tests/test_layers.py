@@ -21,6 +21,7 @@ LAYERS = [
     {"compression", "evaluation"},
     {"report"},
     {"jobs"},
+    {"commands"},
 ]
 
 

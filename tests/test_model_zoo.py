@@ -171,7 +171,8 @@ def test_zoo_job_trains_within_its_budget_evaluates_and_reports(tmp_path):
     job_yaml.write_text(yaml.safe_dump({
         "job": "zoo",
         "zoo": {"out": str(tmp_path / "run"), "models": ["TinyRPN"], "configs": str(configs), "budget_s": 4,
-                "epochs": 2, "batch_size": 2, "eval_workers": 1, "fps_frames": 3},
+                "epochs": 2, "batch_size": 2, "eval_workers": 1, "fps_frames": 3,
+                "train": {"TinyRPN": {"clip_grad": 3.0, "rpn": {"negatives": 0}}}},   # laid over its train section
         "data": {"train_seqs": 3, "frames": 10, "val_seqs": 3, "val_frames": 5, "workers": 1}}))
     done = run_tool("tools/run_pipeline.py", "--config", str(job_yaml))
     assert done.returncode == 0, done.stderr[-2000:]
@@ -181,6 +182,8 @@ def test_zoo_job_trains_within_its_budget_evaluates_and_reports(tmp_path):
     assert row["x_identity"] == pytest.approx(row["ao"] / report["identity_ao"])
     budget = json.loads((tmp_path / "run" / "models" / "TinyRPN" / "budget.json").read_text())
     assert budget["train"]["epochs"] == 2 and budget["pairs"] == row["pairs"]
+    assert budget["train"]["clip_grad"] == 3.0 and budget["train"]["initial_lr"] == 5e-3
+    assert budget["train"]["rpn"] == {"positives": 16, "negatives": 0}
     assert "| TinyRPN |" in (tmp_path / "run" / "REPORT.md").read_text()
 
 

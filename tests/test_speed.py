@@ -63,3 +63,21 @@ def test_a_profile_that_is_off_records_nothing():
 def test_a_training_pair_costs_three_forward_passes_of_both_images():
     # 3 x (exemplar 127 + search 239) of the full AlexNet, as the paper counts FLOPs
     assert 16.0 < training_gflop_per_pair() < 17.5
+
+
+def test_a_share_of_the_gemm_peak_never_exceeds_one_the_peak_is_raised_instead(capsys):
+    from siamfc.evaluation.speed import share_of_peak
+
+    peaks = {"fp32": 100.0}
+    assert share_of_peak(50.0, peaks, "fp32") == pytest.approx(0.5)
+    assert share_of_peak(150.0, peaks, "fp32") == 1.0       # the run beat the reading: the reading was low
+    assert peaks["fp32"] == 150.0 and "raised to 150" in capsys.readouterr().out
+    assert share_of_peak(75.0, peaks, "fp32") == pytest.approx(0.5)   # later rows see the raised peak
+
+
+def test_the_markdown_shows_no_share_above_100_percent():
+    rows = [row("FD-0.3", "fp32", 30.0, 2.0)]   # 1,050 GFLOP/s against a peak read at 100
+    text = markdown({"cpu": "CPU X", "isa": "avx2", "threads": 2, "torch": "2", "rows": rows, "profile": [],
+                     "gemm_peak_gflops": {"fp32": 100.0}})
+    shares = [int(s) for s in __import__("re").findall(r"\((\d+)%\)", text)]
+    assert shares and max(shares) <= 100

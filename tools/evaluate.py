@@ -1,47 +1,6 @@
-"""Evaluate a tracker checkpoint on a benchmark with the got10k toolkit's metrics.
-
-Examples:
-  python tools/evaluate.py --checkpoint ../shared/weights/FDSiamfc_30.pth \
-      --benchmark folder --root ../shared/data/real --out runs/eval/fd30 --workers 2
-  python tools/evaluate.py --checkpoint identity --benchmark got10k-val --root data/synthetic --out runs/eval/id
-"""
-from __future__ import annotations
-
-
-from siamfc.cli import ArgParser, count_arg, dir_arg, file_arg, fraction_arg, positive_int_arg, run
-from siamfc.config import TrackerConfig, load_section, to_dict
-from siamfc.evaluation import evaluate, format_table
-from siamfc.evaluation.benchmarks import BENCHMARKS
-from siamfc.tracking.backends import BACKENDS
-from siamfc.tracking.factory import TrackerSpec
-
-
-def main() -> None:
-    p = ArgParser(__doc__)
-    p.add_argument("--checkpoint", required=True,
-                   help="checkpoint (.pth: ours or a bare release state dict; .onnx: an exported backbone), "
-                        "'identity', 'random' (full-width SiamFC, fixed seed) or 'opencv:MIL|CSRT|KCF'")
-    p.add_argument("--benchmark", required=True, help=f"one of: {', '.join(BENCHMARKS)}")
-    p.add_argument("--root", required=True, type=dir_arg, help="the benchmark's root folder")
-    p.add_argument("--out", required=True, help="output folder (results/, reports/, summary.json)")
-    p.add_argument("--workers", type=positive_int_arg, default=1, help="parallel tracking processes")
-    p.add_argument("--backend", default="fp32", choices=BACKENDS,
-                   help="fp32 (the reference, default), bf16, compile, compile-bf16, onnxruntime (needed for "
-                        "a .onnx checkpoint) or auto (the fastest accurate backend on this machine)")
-    p.add_argument("--config", type=file_arg, help="YAML config whose 'track' section overrides SiamFC's defaults")
-    p.add_argument("--name", help="tracker name in results and plots (default: checkpoint file name)")
-    p.add_argument("--sequences", nargs="*", help="only these sequences")
-    p.add_argument("--segment", type=count_arg, default=0, help="track in pieces of this many frames (0: whole)")
-    p.add_argument("--tails", type=fraction_arg, default=0.0,
-                   help="track only the last fraction of each sequence (what the real job holds out of training)")
-    args = p.parse_args()
-    cfg = load_section(args.config, "track", TrackerConfig)
-    spec = TrackerSpec.parse(args.checkpoint, backend=args.backend, options=to_dict(cfg), name=args.name)
-    summary = evaluate(spec, args.benchmark, args.root, args.out, args.workers, args.sequences,
-                       segment=args.segment, tails=args.tails)
-    print(format_table(summary))
-    print(f"summary: {args.out}/summary.json")
-
+"""`python tools/evaluate.py ...` is `fdsiamfc evaluate ...`: the command lives in siamfc/commands/evaluate.py."""
+from siamfc.cli import run
+from siamfc.commands.evaluate import main
 
 if __name__ == "__main__":
     run(main)

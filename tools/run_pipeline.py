@@ -1,36 +1,6 @@
-"""Run a main job from its config: every stage in order, then the report.
-
-The config's `job` key picks the job: `quickstart` (the default; the embedded
-synthetic data: generate, crop, train the teacher, compress with FD, transform,
-evaluate, report) or `real` (FD on the real trackers and footage in ../shared,
-against the authors' FDSiamFC). Re-running skips finished stages and resumes an
-interrupted one.
-
-Examples:
-  python tools/run_pipeline.py --config configs/quickstart.yaml
-  python tools/run_pipeline.py --config configs/quickstart.yaml --from compress
-  python tools/run_pipeline.py --config configs/real.yaml
-"""
-from __future__ import annotations
-
-import os
-
-from siamfc.cli import ArgParser, file_arg, run
-from siamfc.jobs import load_job
-
-
-def main() -> None:
-    p = ArgParser(__doc__)
-    p.add_argument("--config", default="configs/quickstart.yaml", type=file_arg)
-    p.add_argument("--from", dest="redo", metavar="STAGE", help="redo this stage and all later ones")
-    p.add_argument("--out", help="override the run folder (pipeline.out / real.out)")
-    args = p.parse_args()
-    job = load_job(args.config, args.out)
-    if args.redo:
-        job.redo_from(args.redo)
-    job.run()
-    print(f"report: {os.path.join(job.out, 'REPORT.md')}")
-
+"""`python tools/run_pipeline.py ...` is `fdsiamfc run ...`: the command lives in siamfc/commands/run_pipeline.py."""
+from siamfc.cli import run
+from siamfc.commands.run_pipeline import main
 
 if __name__ == "__main__":
     run(main)

@@ -141,9 +141,10 @@ class Compressor:
     def peak(self, precision: str) -> float:
         """The machine's GEMM peak (GFLOP/s) at this precision, measured once per run."""
         from ..evaluation.speed import gemm_peak
-        if precision not in self._peaks:
-            self._peaks[precision] = gemm_peak("bf16" if precision == "bf16" else "fp32")
-        return self._peaks[precision]
+        kind = "bf16" if precision == "bf16" else "fp32"
+        if kind not in self._peaks:
+            self._peaks[kind] = gemm_peak(kind)
+        return self._peaks[kind]
 
     def plan(self, step: int) -> FDPlan:
         return self.final.at(step)
@@ -297,9 +298,13 @@ class Compressor:
                      (train_cfg.pairs.exemplar_sz, train_cfg.pairs.instance_sz - 2 * train_cfg.pairs.margin))
             per_pair = distill_gflop_per_pair(net.backbone, ran, sizes)
             rate = sum(throughput) / len(throughput)
+            from ..evaluation.speed import share_of_peak
+            kind = "bf16" if trainer.precision == "bf16" else "fp32"
+            self.peak(trainer.precision)
+            fraction = share_of_peak(rate * per_pair, self._peaks, kind)
             share = {"gflop_per_pair": round(per_pair, 3), "gflops": round(rate * per_pair, 1),
-                     "peak_gflops": round(self.peak(trainer.precision), 1), "precision": trainer.precision}
-            share["fraction"] = round(share["gflops"] / share["peak_gflops"], 3)
+                     "peak_gflops": round(self._peaks[kind], 1), "precision": trainer.precision,
+                     "fraction": round(fraction, 3)}
             print(f"  training: {rate:.1f} pairs/s x {per_pair:.2f} GFLOP = {share['gflops']:.0f} GFLOP/s, "
                   f"{100 * share['fraction']:.0f}% of the {trainer.precision} GEMM peak ({share['peak_gflops']:.0f})")
         record = {"name": name, "step": step, "fine_tune": fine_tune, "status": "done",

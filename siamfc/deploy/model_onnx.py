@@ -16,22 +16,7 @@ import torch
 from torch import nn
 
 from ..files import atomic_path
-from ..models.siamese import SiamModel
-
-
-def _flat(features) -> tuple[torch.Tensor, ...]:
-    return tuple(features) if isinstance(features, (list, tuple)) else (features,)
-
-
-class Branch(nn.Module):
-    """Normalisation, backbone and neck, with a tuple of feature maps out."""
-
-    def __init__(self, model: SiamModel) -> None:
-        super().__init__()
-        self.model = model
-
-    def forward(self, img: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        return _flat(self.model.embed(self.model.normalise(img)))
+from ..models.siamese import Branch, SiamModel
 
 
 class Head(nn.Module):

@@ -9,7 +9,7 @@ from typing import Any
 
 from ..errors import InputError
 from ..files import write_json
-from ..tracking.factory import TrackerSpec, check_tracker
+from ..tracking.factory import TrackerSpec, backend_label, check_tracker, resolve_backend
 from .benchmarks import load_benchmark
 from .runner import run_sequences
 from .summary import format_table, got10k_summary, make_experiment, otb_summary
@@ -40,6 +40,10 @@ def evaluate(spec: TrackerSpec, benchmark: str, root: str, out: str, workers: in
     only the last fraction of each.
     """
     check_tracker(spec)   # a bad file or option fails here, before anything is written
+    asked = spec.backend
+    spec, why = resolve_backend(spec)
+    backend = backend_label(asked, spec.backend)
+    print(f"{spec.tracker_name}: backend {backend} ({why})")
     bench = load_benchmark(benchmark, root, only, segment, tails)
     kind, title = bench.spec.kind, bench.spec.title
     otb_kind, otb_title = ("uav", f"{title}-OTB") if kind == "got10k" else (kind, title)
@@ -59,7 +63,7 @@ def evaluate(spec: TrackerSpec, benchmark: str, root: str, out: str, workers: in
         perf = make_experiment(otb_kind, done, otb_title, out).report([name])[name]
         got = make_experiment("got10k", done, title, out).report([name])[name] if kind == "got10k" else None
     summary: dict[str, Any] = {"tracker": name, "kind": spec.kind, "checkpoint": spec.checkpoint,
-                               "backend": spec.backend,
+                               "backend": backend, "backend_why": why,
                                "benchmark": title, "root": os.path.abspath(root)}
     summary.update(otb_summary(perf, done))
     if got is not None:

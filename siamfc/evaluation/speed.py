@@ -87,30 +87,47 @@ def profile_tracker(spec: TrackerSpec, clips: dict[str, Sequence]) -> dict[str, 
     return out
 
 
-def gemm_peak(precision: str, repeats: int = 7) -> float:
+def gemm_peak(precision: str, repeats: int = 5) -> float:
     """Matrix-multiply throughput (GFLOP/s or GOP/s, median) at the current thread count,
-    the best of the ways a kernel can reach it.
+    the best of several kernels and sizes.
 
-    fp32 and bf16 try a large 1x1 convolution in both layouts (a GEMM in oneDNN, the
-    library that runs the backbone's convolutions) and ``torch.mm`` (MKL or oneDNN,
-    faster on some CPUs and ISA caps than the other); int8 uses ``torch._int_mm``.
+    fp32 and bf16 try 1x1 convolutions of two widths in both layouts (a GEMM in oneDNN, the
+    library that runs the backbone's convolutions) and ``torch.mm`` at two sizes (MKL or
+    oneDNN, faster on some CPUs and ISA caps than the other); int8 uses ``torch._int_mm``.
+    A reading can still come out low (a VM's neighbours): :func:`share_of_peak` raises it
+    where a run beats it.
     """
     import torch.nn.functional as F
 
+    runs = []
     if precision == "int8":
-        a = torch.randint(-128, 127, (2048, 2048), dtype=torch.int8)
-        runs = [(lambda: torch._int_mm(a, a), 2 * 2048 ** 3)]
+        for n in (1024, 2048):
+            a = torch.randint(-128, 127, (n, n), dtype=torch.int8)
+            runs.append((lambda a=a: torch._int_mm(a, a), 2 * n ** 3))
     else:
         dtype = torch.float32 if precision == "fp32" else torch.bfloat16
-        x = torch.randn(1, 512, 64, 64).to(dtype)
-        w = torch.randn(512, 512, 1, 1).to(dtype)
-        xc, wc = (t.contiguous(memory_format=torch.channels_last) for t in (x, w))
-        m = torch.randn(2048, 2048).to(dtype)
-        conv = 2 * 512 * 512 * 64 * 64
-        runs = [(lambda: F.conv2d(xc, wc), conv), (lambda: F.conv2d(x, w), conv),
-                (lambda: torch.mm(m, m), 2 * 2048 ** 3)]
+        for c in (256, 512):
+            x = torch.randn(1, c, 64, 64).to(dtype)
+            w = torch.randn(c, c, 1, 1).to(dtype)
+            xc, wc = (t.contiguous(memory_format=torch.channels_last) for t in (x, w))
+            conv = 2 * c * c * 64 * 64
+            runs += [(lambda xc=xc, wc=wc: F.conv2d(xc, wc), conv), (lambda x=x, w=w: F.conv2d(x, w), conv)]
+        for n in (1024, 2048):
+            m = torch.randn(n, n).to(dtype)
+            runs.append((lambda m=m: torch.mm(m, m), 2 * n ** 3))
     with torch.inference_mode():
-        return max(flops / median_seconds(run, repeats, warmup=3) / 1e9 for run, flops in runs)
+        return max(flops / median_seconds(run, repeats, warmup=2) / 1e9 for run, flops in runs)
+
+
+def share_of_peak(gflops: float, peaks: dict[str, float], precision: str) -> float:
+    """``gflops`` as a share of ``peaks[precision]``, never above 1: a run faster than the
+    measured peak shows the measurement was low, so the peak is raised to the run (in
+    ``peaks``) and a line says so."""
+    if gflops > peaks[precision]:
+        print(f"note: {gflops:.0f} GFLOP/s ({precision}) beat the measured GEMM peak {peaks[precision]:.0f}; "
+              f"the peak was read low and is raised to {gflops:.0f}")
+        peaks[precision] = gflops
+    return gflops / peaks[precision]
 
 
 def peak_for(backend: str) -> str:
@@ -283,6 +300,9 @@ def run(out: str, threads: int = 2, backends: tuple[str, ...] = BACKENDS[:-1],
     # Measured again at the end: a VM's neighbours can depress one reading, and a peak
     # read low would overstate every row's share of it.
     peaks = {p: max(v, gemm_peak(p)) for p, v in peaks.items()}
+    for r in rows:
+        if r.achieved_gflops is not None:
+            share_of_peak(r.achieved_gflops, peaks, peak_for(r.backend.removeprefix("auto -> ")))
     result = {"cpu": cpu_name(), "isa": isa_summary(), "machine": platform.machine(), "threads": threads, "torch": torch.__version__,
               "frames": os.path.abspath(root), "gemm_peak_gflops": {k: round(v, 1) for k, v in peaks.items()},
               "rows": [asdict(r) for r in rows], "profile": profiles}
@@ -322,8 +342,8 @@ def markdown(result: dict[str, Any]) -> str:
             lines.append(f"| {r['tracker']} | - | - | - | - | - | - | {r['fps']:.1f} | {r['auc']:.3f} | "
                          f"{r['precision']:.3f} |")
             continue
-        peak = peaks.get(peak_for(r["backend"].removeprefix("auto -> ")))
-        share = f" ({100 * r['achieved_gflops'] / peak:.0f}%)" if peak else ""
+        kind = peak_for(r["backend"].removeprefix("auto -> "))
+        share = f" ({100 * share_of_peak(r['achieved_gflops'], peaks, kind):.0f}%)" if kind in peaks else ""
         lines.append(f"| {r['tracker']} | {r['backend']} | {r['params']:,} | {r['mb']:.2f} | {r['gflops']:.3f} | "
                      f"{r['latency_ms']:.2f} | {r['achieved_gflops']:.0f}{share} | "
                      f"{r['fps']:.1f} | {r['auc']:.3f} | {r['precision']:.3f} |")
@@ -389,7 +409,7 @@ def training_against_peak(threads: int) -> list[dict[str, Any]]:
     rows = []
     for precision, cl in (("fp32", False), ("fp32", True), ("bf16", True)):
         rate = training_throughput(precision, cl)
-        peak = peaks[precision]
+        fraction = share_of_peak(rate * per_pair, peaks, precision)
         rows.append({"precision": precision, "layout": "channels-last" if cl else "NCHW", "pairs_per_s": rate,
-                     "gflops": rate * per_pair, "peak_gflops": peak, "fraction": rate * per_pair / peak})
+                     "gflops": rate * per_pair, "peak_gflops": peaks[precision], "fraction": fraction})
     return rows

@@ -279,6 +279,6 @@ def quickstart_gates(val: dict[str, Any], random: dict[str, float]) -> list[dict
 
 
 def _brief(summary: dict[str, Any]) -> dict[str, Any]:
-    keys = ("tracker", "mean_auc", "mean_precision", "mean_success_rate", "fps", "ao", "ao_se", "sr50", "sr75",
-            "seconds")
+    keys = ("tracker", "backend", "backend_why", "mean_auc", "mean_precision", "mean_success_rate", "fps", "ao",
+            "ao_se", "sr50", "sr75", "seconds")
     return {k: summary[k] for k in keys if k in summary}

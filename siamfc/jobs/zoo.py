@@ -44,6 +44,7 @@ class ZooJobConfig(Config):
     eval_workers: int = param(2, ge=1)
     fps_frames: int = param(30, ge=1)
     pretrained: dict = param(factory=dict)     # model -> a local backbone file it starts from (train.pretrained)
+    train: dict = param(factory=dict)          # model -> keys laid over its config's train section (an ablation)
 
 
 @dataclass
@@ -51,6 +52,14 @@ class ZooConfig(Config):
     job: str = param("zoo", choices=("zoo",))
     zoo: ZooJobConfig = param(factory=ZooJobConfig)
     data: SynthConfig = param(factory=SynthConfig)
+
+
+def _overlay(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    """``base`` with ``over``'s keys, nested sections merged key by key."""
+    out = dict(base)
+    for k, v in over.items():
+        out[k] = _overlay(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    return out
 
 
 def make_job(path: str, data: dict[str, Any], out: str | None = None) -> "ZooJob":
@@ -87,7 +96,8 @@ class ZooJob(StagedJob):
         """The model's own ``train`` section, its schedule squeezed into the budget on this machine."""
         z = self.cfg.zoo
         path = self.config_path(name)
-        cfg = from_dict(ModelTrainConfig, load_yaml(path).get("train"), f"{path}:train")
+        section = _overlay(load_yaml(path).get("train") or {}, z.train.get(name) or {})
+        cfg = from_dict(ModelTrainConfig, section, f"{path}:train")
         model = build_model(model_config(path))
         precision = choose_precision(cfg.precision, torch.device("cpu"), model).precision
         step = time_step(model, precision, z.batch_size)
@@ -166,7 +176,7 @@ def _losses(folder: str) -> list[float]:
 
 
 def render_zoo(r: dict[str, Any]) -> str:
-    lines = [f"# Model zoo on the synthetic val split", "",
+    lines = ["# Model zoo on the synthetic val split", "",
              f"{r['cpu']} ({r['isa']}); {r['budget_s']:.0f} s of training per model, {r['epochs']} epochs; "
              f"IdentityTracker AO {r['identity_ao']:.3f}.", "",
              "| model | params | GFLOPs | pairs seen | precision | loss first -> last epoch | AO | s.e. | x identity | fps |",

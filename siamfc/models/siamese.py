@@ -96,6 +96,19 @@ class SiamModel(nn.Module):
         return (img - mean) / std
 
 
+class Branch(nn.Module):
+    """One branch as deployed: RGB 0-255 NCHW in, the model's normalisation, backbone and neck, a tuple of
+    feature maps out (one map, or a neck's several). Tracking and the ONNX export both run this module."""
+
+    def __init__(self, model: SiamModel) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, img: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        f = self.model.embed(self.model.normalise(img))
+        return tuple(f) if isinstance(f, (list, tuple)) else (f,)
+
+
 def build_model(cfg: ModelConfig) -> SiamModel:
     return SiamModel(cfg)
 

@@ -242,7 +242,12 @@ def time_updates(runner: Runner, clip) -> float:
 
 
 def auto_backend(backbone: nn.Module, device: torch.device | None = None) -> str:
-    """The fastest accurate backend for these weights on this machine (cached).
+    """The fastest accurate backend for these weights on this machine (see :func:`auto_choice`)."""
+    return auto_choice(backbone, device)[0]
+
+
+def auto_choice(backbone: nn.Module, device: torch.device | None = None) -> tuple[str, str]:
+    """The fastest accurate backend for these weights on this machine (cached), and why.
 
     Candidates race on whole ``update()`` calls of the tracker on real-size frames,
     not on the backbone alone: a backend whose backbone times faster may track
@@ -252,13 +257,13 @@ def auto_backend(backbone: nn.Module, device: torch.device | None = None) -> str
     """
     device = device or default_device()
     if device.type != "cpu":
-        return "fp32"
+        return "fp32", f"on {device.type} the PyTorch fp32 path runs (the race is for CPUs)"
     candidates = list(EXACT) + verified(backbone)
     key = json.dumps([machine_id(), torch.get_num_threads(), weights_key(backbone), candidates,
                       "update@{}x{}".format(*AUTO_SIZE)])
     cached = _load("auto_backend.json").get(key)
-    if cached in candidates:
-        return cached
+    if isinstance(cached, dict) and cached.get("choice") in candidates:
+        return cached["choice"], cached["why"] + " (cached race)"
     clip = auto_clip()
     timings, failures = {}, {}
     for name in candidates:
@@ -271,13 +276,8 @@ def auto_backend(backbone: nn.Module, device: torch.device | None = None) -> str
         raise RuntimeError("auto backend: no backend runs on this machine: "
                            + "; ".join(f"{k}: {v}" for k, v in failures.items()))
     choice = min(timings, key=timings.get)
-    print("auto backend: update() ms on {}x{} frames: ".format(*AUTO_SIZE)
-          + ", ".join(f"{k} {1e3 * v:.2f}" for k, v in sorted(timings.items(), key=lambda kv: kv[1]))
-          + f" -> {choice}")
-
-    def add(data: dict) -> dict:
-        data[key] = choice
-        return data
-
-    _update("auto_backend.json", add)
-    return choice
+    why = ("fastest update() on {}x{} frames among the accurate backends: ".format(*AUTO_SIZE)
+           + ", ".join(f"{k} {1e3 * v:.2f} ms" for k, v in sorted(timings.items(), key=lambda kv: kv[1])))
+    print(f"auto backend: {why} -> {choice}")
+    _update("auto_backend.json", lambda data: {**data, key: {"choice": choice, "why": why}})
+    return choice, why

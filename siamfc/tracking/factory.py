@@ -70,6 +70,7 @@ class TrackerKind:
     suffixes: tuple[str, ...] = ()
     takes_argument: bool = False
     siamfc_options: bool = True    # its options are SiamFC's TrackerConfig (else the kind checks its own)
+    auto: Callable[[TrackerSpec], tuple[str, str]] | None = None   # the backend ``auto`` means, and why
 
 
 TRACKERS: Registry[TrackerKind] = Registry("tracker kind")
@@ -92,6 +93,23 @@ def check_tracker(spec: TrackerSpec) -> None:
     kind.check(spec)
     if kind.siamfc_options:
         spec.tracker_config()
+
+
+def resolve_backend(spec: TrackerSpec) -> tuple[TrackerSpec, str]:
+    """``spec`` with ``auto`` replaced by the backend it picks on this machine, and why. Resolved once
+    by the caller, so parallel workers neither race backends at the same time nor each pick their own."""
+    if spec.backend != "auto":
+        return spec, "as asked"
+    kind = TRACKERS.get(spec.kind)
+    if kind.auto is None:
+        return spec, "this tracker runs no backbone"
+    backend, why = kind.auto(spec)
+    return replace(spec, backend=backend), why
+
+
+def backend_label(asked: str, ran: str) -> str:
+    """What a summary prints: ``auto -> onnxruntime-int8`` where ``auto`` chose, else the backend."""
+    return f"auto -> {ran}" if asked == "auto" and ran != "auto" else ran
 
 
 def _stem(spec: TrackerSpec) -> str:
@@ -120,6 +138,26 @@ def _chain(spec: TrackerSpec) -> tuple[Any, TrackerConfig]:
     cfg = spec.tracker_config()
     net = load_checkpoint(spec.checkpoint, None if cfg.out_scale == DEFAULT_OUT_SCALE else cfg.out_scale).net
     return net, replace(cfg, out_scale=float(net.head.out_scale))
+
+
+def _auto_siamfc(spec: TrackerSpec) -> tuple[str, str]:
+    from ..models.model_io import is_model_checkpoint
+    from .backends import auto_choice
+
+    if spec.checkpoint and is_model_checkpoint(spec.checkpoint):
+        return _auto_model(spec)
+    return auto_choice(_chain(spec)[0].backbone)
+
+
+def _auto_model(spec: TrackerSpec) -> tuple[str, str]:
+    return "fp32", "config-built models run on the PyTorch fp32 path"
+
+
+def _auto_random(spec: TrackerSpec) -> tuple[str, str]:
+    from ..models.checkpoint import random_net
+    from .backends import auto_choice
+
+    return auto_choice(random_net(spec.seed).eval().backbone)
 
 
 def _plain(spec: TrackerSpec) -> Any:
@@ -230,7 +268,7 @@ def _check_opencv(spec: TrackerSpec) -> None:
     check_available(spec.checkpoint or "")
 
 
-register_tracker("siamfc", _siamfc, _stem, check=_check_checkpoint)
+register_tracker("siamfc", _siamfc, _stem, check=_check_checkpoint, auto=_auto_siamfc)
 def _model_name(spec: TrackerSpec) -> str:
     """The config's stem, or the name our checkpoint gives its model (read without its tensors)."""
     config, weights = model_source(spec)
@@ -240,10 +278,13 @@ def _model_name(spec: TrackerSpec) -> str:
     return model_name(weights) or _stem(spec)
 
 
-register_tracker("model", _model, _model_name, check=_check_model, takes_argument=True, siamfc_options=False)
+register_tracker("model", _model, _model_name, check=_check_model, takes_argument=True, siamfc_options=False,
+                 auto=_auto_model)
 register_tracker("plain", _plain, lambda spec: _stem(spec) + "-plain", check=_check_checkpoint, takes_argument=True)
-register_tracker("onnx", _onnx, _stem, check=_check_onnx, suffixes=(".onnx",))
-register_tracker("random", _random, lambda spec: "RandomSiamFC" + (f"-seed{spec.seed}" if spec.seed else ""))
+register_tracker("onnx", _onnx, _stem, check=_check_onnx, suffixes=(".onnx",),
+                 auto=lambda spec: ("onnxruntime", "an ONNX file runs on ONNX Runtime"))
+register_tracker("random", _random, lambda spec: "RandomSiamFC" + (f"-seed{spec.seed}" if spec.seed else ""),
+                 auto=_auto_random)
 register_tracker("identity", _identity, lambda spec: "IdentityTracker")
 register_tracker("opencv", _opencv, lambda spec: f"OpenCV-{spec.checkpoint}", check=_check_opencv,
                  takes_argument=True)

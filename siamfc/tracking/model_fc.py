@@ -15,22 +15,28 @@ import numpy as np
 import torch
 
 from ..config import TrackerConfig
-from ..models.siamese import SiamModel
+from ..models.siamese import Branch, SiamModel
 from .siamfc import SiamFCTracker
 
 
 class ModelRunner:
-    """A model's normalisation and embedding as a backbone runner: NHWC uint8 crops in, features out."""
+    """A model's :class:`Branch` as a backbone runner: NHWC uint8 crops in, the head's features out
+    (one map, or a neck's list), with one float input buffer per crop shape reused across frames."""
 
     torch_threads = True
 
     def __init__(self, model: SiamModel) -> None:
-        self.model = model.eval()
+        self.branch = Branch(model.eval())
+        self._inputs: dict[tuple[int, ...], torch.Tensor] = {}
 
-    def __call__(self, crops: np.ndarray) -> torch.Tensor:
+    def __call__(self, crops: np.ndarray) -> Any:
+        if crops.shape not in self._inputs:
+            self._inputs[crops.shape] = torch.empty(crops.shape[0], crops.shape[3], *crops.shape[1:3])
+        x = self._inputs[crops.shape]
         with torch.inference_mode():
-            x = torch.from_numpy(crops).permute(0, 3, 1, 2).float()
-            return self.model.embed(self.model.normalise(x))
+            x.copy_(torch.from_numpy(crops).permute(0, 3, 1, 2))
+            f = self.branch(x)
+        return f[0] if len(f) == 1 else list(f)
 
 
 def fc_config(model: SiamModel, cfg: TrackerConfig) -> TrackerConfig:

@@ -59,13 +59,6 @@ class RPNTrackerConfig(Config):
 _MAX_LOG_SCALE = float(np.log(1000 / 16))   # torchvision's bound on log size deltas
 
 
-def _padded_side(w: Any, h: Any) -> Any:
-    """Side of the context square of ``w`` x ``h`` boxes with context 0.5, which SiamRPN's
-    size penalty uses whatever the crops' context (as DaSiamRPN and pysot do)."""
-    pad = (w + h) / 2
-    return np.sqrt((w + pad) * (h + pad))
-
-
 def _change(r: np.ndarray) -> np.ndarray:
     return np.maximum(r, 1 / r)
 
@@ -147,7 +140,8 @@ class RPNTracker(Tracker):
         y0, x0, y1, _ = square(self.center, x_sz)
         scale = self.instance_sz / (y1 - y0)
         h, w = self.target_sz * scale
-        s_c = _change(_padded_side(boxes[..., 2], boxes[..., 3]) / _padded_side(w, h))
+        # the size penalty compares context-0.5 squares whatever the crops' context (DaSiamRPN, pysot)
+        s_c = _change(context_size(boxes[..., 2:4], 0.5) / context_size((w, h), 0.5))
         r_c = _change((w / h) / (boxes[..., 2] / boxes[..., 3]))
         penalty = np.exp(-(r_c * s_c - 1) * cfg.penalty_k)
         pscore = penalty * score * (1 - cfg.window_influence) + window * cfg.window_influence

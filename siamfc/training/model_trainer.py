@@ -35,6 +35,15 @@ class FreezeConfig(Config):
     backbone_lr_scale: float = param(1.0, gt=0)
 
 
+@dataclass
+class RPNSampling(Config):
+    """Anchors an RPN pair is scored on: pysot samples 16 positives and 48 negatives. ``negatives: 0`` keeps every
+    anchor at IoU <= 0.3 (each class still weighs half), the dense supervision SiamFC's loss gives every position."""
+
+    positives: int = param(16, ge=1)
+    negatives: int = param(48, ge=0)
+
+
 class Loss:
     """A loss entry: built with the model's config, called on its outputs (and boxes if it needs them)."""
 
@@ -90,7 +99,10 @@ class RPNLoss(Loss):
         if side not in self._anchors:
             self._anchors[side] = make_anchors(self.model_cfg.anchor_ratios, self.model_cfg.anchor_scales,
                                                self.model_cfg.stride, side, self.model_cfg.instance_sz)
-        targets = [anchor_targets(self._anchors[side], b.detach().cpu().numpy()) for b in boxes]
+        anchors, sampling = self._anchors[side], self.train_cfg.rpn
+        total = sampling.positives + (sampling.negatives or anchors[..., 0].size)
+        targets = [anchor_targets(anchors, b.detach().cpu().numpy(), total=total, max_pos=sampling.positives)
+                   for b in boxes]
         return rpn_loss(out["cls"], out["loc"], targets)
 
 
@@ -102,6 +114,7 @@ class ModelTrainConfig(TrainConfig):
     # tracker is unchanged by a positive scale of the map, so this trains the same tracker, well conditioned.
     score_scale: float = param(1.0, gt=0)
     freeze: FreezeConfig = param(factory=FreezeConfig)
+    rpn: RPNSampling = param(factory=RPNSampling)    # the rpn loss's anchor sample
     pretrained: str = ""      # a local state-dict file for the backbone (torchvision's names); nothing downloads
 
 

@@ -1,0 +1,4 @@
+"""``python -m siamfc.commands`` is the ``fdsiamfc`` command."""
+from . import main
+
+main()

@@ -1,0 +1,33 @@
+"""Run a main job from its config: every stage in order, then the report.
+
+The config's `job` key picks the job: `quickstart` (the default; the embedded
+synthetic data: generate, crop, train the teacher, compress with FD, transform,
+evaluate, report) or `real` (FD on the real trackers and footage in ../shared,
+against the authors' FDSiamFC). Re-running skips finished stages and resumes an
+interrupted one.
+
+Examples:
+  python tools/run_pipeline.py --config configs/quickstart.yaml
+  python tools/run_pipeline.py --config configs/quickstart.yaml --from compress
+  python tools/run_pipeline.py --config configs/real.yaml
+"""
+from __future__ import annotations
+
+import os
+
+from ..cli import ArgParser, file_arg
+from ..jobs import load_job
+
+
+def main() -> None:
+    p = ArgParser(__doc__)
+    p.add_argument("--config", default="configs/quickstart.yaml", type=file_arg)
+    p.add_argument("--from", dest="redo", metavar="STAGE", help="redo this stage and all later ones")
+    p.add_argument("--out", help="override the run folder (pipeline.out / real.out)")
+    args = p.parse_args()
+    job = load_job(args.config, args.out)
+    if args.redo:
+        job.redo_from(args.redo)
+    job.run()
+    print(f"report: {os.path.join(job.out, 'REPORT.md')}")
+
