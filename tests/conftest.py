@@ -56,6 +56,21 @@ def write_otb_sequence(root: Path, name: str, frames: list[np.ndarray], boxes: n
     return seq
 
 
+def write_video_sequence(root: Path, name: str, frames: list[np.ndarray], boxes: np.ndarray | None) -> Path:
+    """``root/name/video.mp4`` (MPEG-4 Part 2, which every OpenCV build writes) and ``groundtruth.txt`` unless
+    ``boxes`` is None."""
+    seq = root / name
+    seq.mkdir(parents=True)
+    h, w = frames[0].shape[:2]
+    out = cv2.VideoWriter(str(seq / "video.mp4"), cv2.VideoWriter_fourcc(*"mp4v"), 10, (w, h))
+    for f in frames:
+        out.write(cv2.cvtColor(f, cv2.COLOR_RGB2BGR))
+    out.release()
+    if boxes is not None:
+        (seq / "groundtruth.txt").write_text("".join(",".join(f"{v:.2f}" for v in b) + "\n" for b in boxes))
+    return seq
+
+
 def moving_patch_clip(seed: int = 0, n: int = 30, size: tuple[int, int] = (240, 320),
                       target: tuple[int, int] = (40, 48), step: tuple[float, float] = (3.0, 2.0)
                       ) -> tuple[list[np.ndarray], np.ndarray]:

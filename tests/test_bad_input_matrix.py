@@ -29,7 +29,7 @@ import torch
 from siamfc.data.synthetic import SynthConfig, make_dataset
 from siamfc.models.checkpoint import build_net, save_checkpoint
 
-from conftest import REPO, moving_patch_clip, write_otb_sequence
+from conftest import REPO, moving_patch_clip, write_otb_sequence, write_video_sequence
 
 DEFECTS = ("missing-frame", "corrupt-frame", "nan-box", "zero-box", "length-mismatch")
 
@@ -275,6 +275,35 @@ def test_bad_flag_value(tool, args, needle, files, tmp_path):
 @pytest.mark.parametrize("defect", DEFECTS)
 def test_otb_folder_defects_fail_their_sequence_only(defect, tmp_path):
     root, culprit = otb_root(tmp_path, defect)
+    out = tmp_path / "out"
+    r = call_tool("evaluate.py", "--checkpoint", "identity", "--benchmark", "folder", "--root", str(root),
+                  "--out", str(out))
+    assert_scored(r, out, culprit, {"good0", "good1"})
+
+
+@pytest.mark.parametrize("defect", ["undecodable-video", "nan-box", "zero-box", "length-mismatch"])
+def test_video_folder_defects_fail_their_sequence_only(defect, tmp_path, monkeypatch):
+    from siamfc.data import video
+
+    monkeypatch.setattr(video, "CACHE_DIR", str(tmp_path / "cache"))
+    root = tmp_path / "videos"
+    for i in range(3):
+        frames, boxes = moving_patch_clip(seed=i, n=6)
+        write_video_sequence(root, f"good{i}" if i < 2 else "bad", frames, boxes)
+    bad = root / "bad"
+    if defect == "undecodable-video":
+        (bad / "video.mp4").write_bytes(b"\x00\x00\x00\x18ftypisom truncated" * 4)
+        culprit = "video.mp4"
+    else:
+        lines = (bad / "groundtruth.txt").read_text().splitlines()
+        if defect == "nan-box":
+            lines[0] = "nan,nan,nan,nan"
+        elif defect == "zero-box":
+            lines[0] = ",".join(lines[0].split(",")[:2] + ["0", lines[0].split(",")[3]])
+        else:
+            lines = lines[:-2]
+        (bad / "groundtruth.txt").write_text("\n".join(lines) + "\n")
+        culprit = "groundtruth.txt"
     out = tmp_path / "out"
     r = call_tool("evaluate.py", "--checkpoint", "identity", "--benchmark", "folder", "--root", str(root),
                   "--out", str(out))

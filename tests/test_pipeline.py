@@ -28,48 +28,15 @@ def run_pipeline(cfg: Path) -> subprocess.CompletedProcess:
                           capture_output=True, text=True, timeout=1200)
 
 
-def test_tiny_pipeline_writes_the_full_report_and_a_rerun_recomputes_nothing(tmp_path):
-    out = tmp_path / "run"
-    cfg = tmp_path / "tiny.yaml"
-    cfg.write_text(TINY.format(out=out, shared=tmp_path / "no-shared"))
-    r = run_pipeline(cfg)
-    assert r.returncode == 0, r.stderr[-3000:]
-
-    report = json.loads((out / "report.json").read_text())
-    for key in ("teacher_ao", "slim_ao", "identity_ao", "random_ao", "teacher_params", "slim_params",
-                "slim_gflops", "elapsed_s"):
-        assert key in report, key
-    assert report["teacher_params"] == 2_336_320
-    assert report["slim_params"] == 213_282 and 0.68 < report["slim_gflops"] < 0.71
-    assert 0 <= report["slim_ao"] <= 1 and report["elapsed_s"] > 0
-    assert len(report["phases"]) == 18
-    check_baselines_gates_and_times(report)
-
-    md = (out / "REPORT.md").read_text()
-    for needle in ("## Compression", "| SiamFC teacher |", "| FD slim", "## Accuracy on the synthetic val split",
-                   "| IdentityTracker |", "| SiamFC-random-seed0 |", "| SiamFC-random-seed2 |", "| FDSiamFC-slim |", "![overlay](overlay.gif)",
-                   "| finetune9 |", "## Stage times", "| compress | selection |", "| gate | value | bar | passed |"):
-        assert needle in md, needle
-    for png in report["plots"]:
-        assert (out / png).stat().st_size > 1000 and f"]({png})" in md
-    assert len(report["plots"]) == 3   # success, precision (OTB style) and GOT-10k success
-    with Image.open(out / "overlay.gif") as gif:
-        assert gif.n_frames == 3 * 4
-
-    # A re-run recomputes nothing: every stage is skipped and no file is rewritten.
-    stamps = {p: p.stat().st_mtime_ns for p in out.rglob("*") if p.is_file()}
-    again = run_pipeline(cfg)
-    assert again.returncode == 0, again.stderr[-3000:]
-    assert again.stdout.count("already complete, skipped") == 7
-    assert {p: p.stat().st_mtime_ns for p in out.rglob("*") if p.is_file()} == stamps
-
-
-def test_pipeline_killed_during_compression_resumes_there(tmp_path, monkeypatch):
+def test_tiny_pipeline_killed_in_compression_resumes_there_reports_and_reruns_nothing(tmp_path, monkeypatch):
+    """One tiny run for three properties (the run is the slow part): killed in the 6th compression phase, it
+    resumes there; the finished run's report is whole; a re-run from the command line recomputes nothing."""
     from siamfc.jobs.quickstart import Pipeline, load_config
     from siamfc.training.trainer import Trainer
 
-    cfg_path = tmp_path / "tiny.yaml"
-    cfg_path.write_text(TINY.format(out=tmp_path / "run", shared=tmp_path / "no-shared"))
+    out = tmp_path / "run"
+    cfg = tmp_path / "tiny.yaml"
+    cfg.write_text(TINY.format(out=out, shared=tmp_path / "no-shared"))
     calls, killed = [], []
     real = Trainer.train_epoch
 
@@ -85,15 +52,44 @@ def test_pipeline_killed_during_compression_resumes_there(tmp_path, monkeypatch)
 
     monkeypatch.setattr(Trainer, "train_epoch", counting)
     with pytest.raises(Killed):
-        Pipeline(load_config(str(cfg_path))).run(log=lambda _: None)
-    stages = sorted(p.stem for p in (tmp_path / "run" / "stages").glob("*.json"))
+        Pipeline(load_config(str(cfg))).run(log=lambda _: None)
+    stages = sorted(p.stem for p in (out / "stages").glob("*.json"))
     assert stages == ["crop", "data", "teacher"]
     calls.clear()
-    report = Pipeline(load_config(str(cfg_path))).run(log=lambda _: None)
+    Pipeline(load_config(str(cfg))).run(log=lambda _: None)
     # the teacher and the 5 finished phases are not trained again; phase 6 onwards is
     assert calls[0] == "06_finetune3" and len(calls) == 18 - 5
+
+    report = json.loads((out / "report.json").read_text())
+    for key in ("teacher_ao", "slim_ao", "identity_ao", "random_ao", "teacher_params", "slim_params",
+                "slim_gflops", "elapsed_s"):
+        assert key in report, key
+    assert report["teacher_params"] == 2_336_320
+    assert report["slim_params"] == 213_282 and 0.68 < report["slim_gflops"] < 0.71
+    assert 0 <= report["slim_ao"] <= 1 and report["elapsed_s"] > 0
     assert len(report["phases"]) == 18
     check_baselines_gates_and_times(report)
+    assert {v["backend"] for v in report["val"].values()} <= {"fp32", "auto -> fp32", "auto -> bf16"} | {
+        f"auto -> {b}" for b in ("compile", "compile-bf16", "onnxruntime", "onnxruntime-int8", "onnxruntime-int8-pct")}
+
+    md = (out / "REPORT.md").read_text()
+    for needle in ("## Compression", "| SiamFC teacher |", "| FD slim", "## Accuracy on the synthetic val split",
+                   "| IdentityTracker |", "| SiamFC-random-seed0 |", "| SiamFC-random-seed2 |", "| FDSiamFC-slim |",
+                   "![overlay](overlay.gif)", "| finetune9 |", "## Stage times", "| compress | selection |",
+                   "| gate | value | bar | passed |", "backend that ran"):
+        assert needle in md, needle
+    for png in report["plots"]:
+        assert (out / png).stat().st_size > 1000 and f"]({png})" in md
+    assert len(report["plots"]) == 3   # success, precision (OTB style) and GOT-10k success
+    with Image.open(out / "overlay.gif") as gif:
+        assert gif.n_frames == 3 * 4
+
+    # A re-run recomputes nothing: every stage is skipped and no file is rewritten.
+    stamps = {p: p.stat().st_mtime_ns for p in out.rglob("*") if p.is_file()}
+    again = run_pipeline(cfg)
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert again.stdout.count("already complete, skipped") == 7
+    assert {p: p.stat().st_mtime_ns for p in out.rglob("*") if p.is_file()} == stamps
 
 
 def check_baselines_gates_and_times(report: dict) -> None:

@@ -58,7 +58,10 @@ def stop_when_workers_run(cmd: list[str], sig: int, count: int, log: Path,
     """Start ``cmd``, wait for ``count`` pool workers, send ``sig``; returns the exit code,
     the processes still alive 10 s later, and stderr (a file: orphans would hold a pipe open)."""
     with open(log, "w") as err_file:
-        proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.DEVNULL, stderr=err_file, start_new_session=True)
+        # SIGINT back to its default in the child: a shell starts background jobs with it ignored, and Python
+        # keeps an ignored SIGINT ignored, so the test would otherwise depend on how pytest was launched
+        proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.DEVNULL, stderr=err_file, start_new_session=True,
+                                preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     try:
         deadline = time.monotonic() + timeout
         while len(workers_of(proc.pid)) < count:

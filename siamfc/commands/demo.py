@@ -17,7 +17,7 @@ import numpy as np
 from ..cli import ArgParser, count_arg
 from ..tracking.backends import BACKENDS
 from ..tracking.factory import TrackerSpec, build_tracker, check_tracker
-from ..tracking.video import open_source, track_source
+from ..tracking.video import check_initial_box, open_source, track_source
 
 
 def main() -> None:
@@ -35,6 +35,7 @@ def main() -> None:
     spec = TrackerSpec.parse(args.checkpoint, backend=args.backend)
     check_tracker(spec)
     src = open_source(args.source)
+    check_initial_box(src, args.init)
     tracker = build_tracker(spec)
     times, written = track_source(tracker, src, args.init, args.save, args.max_frames)
     if written:

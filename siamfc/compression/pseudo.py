@@ -21,7 +21,7 @@ import numpy as np
 from tqdm import tqdm
 
 from ..config import Config, param
-from ..data.sequences import list_frames, read_frame
+from ..data.sequences import frame_source, list_frames, read_frame
 from ..errors import InputError
 from ..files import write_json, write_text
 from ..tracking.factory import TrackerSpec, build_tracker
@@ -39,7 +39,8 @@ class PseudoConfig(Config):
 
 
 def frame_folders(root: str, names: list[str] | None = None) -> dict[str, str]:
-    """The frame folder of every sequence of a GOT-10k- or OTB-layout root (no labels read)."""
+    """The frames (a folder, or a video file) of every sequence of a GOT-10k-, OTB- or video-layout root
+    (no labels read: a video folder needs no groundtruth.txt)."""
     if not os.path.isdir(root):
         raise InputError(f"{root}: footage folder not found")
     listing = os.path.join(root, "train", "list.txt")
@@ -47,9 +48,10 @@ def frame_folders(root: str, names: list[str] | None = None) -> dict[str, str]:
         with open(listing) as f:
             seqs = {n: os.path.join(root, "train", n) for n in (line.strip() for line in f) if n}
     else:
-        seqs = {n: os.path.join(root, n, "img") if os.path.isdir(os.path.join(root, n, "img"))
-                else os.path.join(root, n) for n in sorted(os.listdir(root))
+        # NAME/img, NAME/video.mp4, or frames straight in NAME
+        seqs = {n: frame_source(os.path.join(root, n)) for n in sorted(os.listdir(root))
                 if os.path.isdir(os.path.join(root, n))}
+        seqs = {n: f if os.path.exists(f) else os.path.join(root, n) for n, f in seqs.items()}
     if names is not None:
         missing = sorted(set(names) - set(seqs))
         if missing:

@@ -18,6 +18,7 @@ import cv2
 import numpy as np
 
 from ..errors import InputError
+from .video import is_video, sequence_video, video_frames
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp")
 _SPLIT = re.compile(r"[,\s]+")
@@ -133,6 +134,9 @@ def parse_boxes(path: str, allow_missing: bool = False) -> np.ndarray:
 
 
 def list_frames(img_dir: str) -> list[str]:
+    """The frames of a folder of numbered images, or of a video file (decoded once, :mod:`.video`)."""
+    if is_video(img_dir):
+        return video_frames(img_dir)
     if not os.path.isdir(img_dir):
         raise InputError(f"{img_dir}: frame folder not found")
     frames = [p for p in glob.glob(os.path.join(img_dir, "*")) if p.lower().endswith(IMAGE_EXTENSIONS)]
@@ -154,11 +158,19 @@ def list_frames(img_dir: str) -> list[str]:
     return frames
 
 
-def check_lengths(seq: Sequence) -> Sequence:
+def check_lengths(seq: Sequence, source: str | None = None) -> Sequence:
+    """``seq`` if it has a box per frame; ``source`` names where the frames came from (their folder by default)."""
     if len(seq.frames) != len(seq.boxes):
         raise InputError(f"{seq.gt_file}: {len(seq.boxes)} boxes but "
-                         f"{len(seq.frames)} frames in {os.path.dirname(seq.frames[0])}")
+                         f"{len(seq.frames)} frames in {source or os.path.dirname(seq.frames[0])}")
     return seq
+
+
+def frame_source(seq_dir: str) -> str:
+    """Where a sequence folder keeps its frames: ``img/``, else ``video.mp4`` (or another
+    container, :data:`.video.VIDEO_NAMES`); ``img/`` when neither exists, so an error names it."""
+    img = os.path.join(seq_dir, "img")
+    return img if os.path.isdir(img) else sequence_video(seq_dir) or img
 
 
 def ground_truth_file(seq_dir: str) -> str:
@@ -170,14 +182,16 @@ def ground_truth_file(seq_dir: str) -> str:
 
 
 def otb_folder_sequence(seq_dir: str, allow_missing: bool = False) -> Sequence:
-    """An OTB-layout sequence: ``img/*.jpg`` plus ``groundtruth_rect.txt``.
+    """An OTB-layout sequence: ``img/*.jpg`` (or ``video.mp4``) plus ``groundtruth_rect.txt``
+    (or ``groundtruth.txt``).
 
     ``allow_missing`` lets boxes after the first be NaN or empty (an absent target).
     """
     name = os.path.basename(os.path.normpath(seq_dir))
     gt = ground_truth_file(seq_dir)
     boxes = parse_boxes(gt, allow_missing=allow_missing)
-    return check_lengths(Sequence(name, list_frames(os.path.join(seq_dir, "img")), boxes, gt))
+    source = frame_source(seq_dir)
+    return check_lengths(Sequence(name, list_frames(source), boxes, gt), source)
 
 
 class OTBFolder:
@@ -203,11 +217,12 @@ class OTBFolder:
 
 
 def list_otb_folder(root: str) -> list[str]:
-    """Sequence folders under ``root`` that hold an ``img`` folder (sorted)."""
+    """Sequence folders under ``root`` that hold an ``img`` folder or a ``video.mp4`` (sorted)."""
     if not os.path.isdir(root):
         raise InputError(f"{root}: benchmark root folder not found")
     dirs = sorted(d for d in glob.glob(os.path.join(root, "*"))
-                  if os.path.isdir(os.path.join(d, "img")))
+                  if os.path.isdir(os.path.join(d, "img")) or sequence_video(d))
     if not dirs:
-        raise InputError(f"{root}: no OTB-layout sequences (NAME/img + NAME/groundtruth_rect.txt)")
+        raise InputError(f"{root}: no sequences (NAME/img or NAME/video.mp4, with NAME/groundtruth_rect.txt "
+                         f"or NAME/groundtruth.txt)")
     return dirs

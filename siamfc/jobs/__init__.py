@@ -4,7 +4,8 @@
   -> evaluation -> report, with nothing to download;
 * ``real``: FD on real trackers and real footage, head to head with the authors' FDSiamFC;
 * ``zoo``: the SiameseX models trained on the synthetic data within one CPU budget each;
-* ``fd_model``: FD on a trained config-built model with a plain-chain backbone (SiamVGG).
+* ``fd_model``: FD on a trained config-built model with a plain-chain backbone (SiamVGG);
+* ``selection``: whether a selection set ranks known networks as the test set does, and how finely.
 """
 from __future__ import annotations
 
@@ -31,6 +32,7 @@ JOBS.add("quickstart", _lazy("quickstart"))
 JOBS.add("real", _lazy("real"))
 JOBS.add("zoo", _lazy("zoo"))
 JOBS.add("fd_model", _lazy("fd_model"))
+JOBS.add("selection", _lazy("selection"))
 
 
 def load_job(path: str, out: str | None = None) -> StagedJob:

@@ -6,10 +6,12 @@ stride 8; an exemplar of 127 px embeds to 6x6, a search image of 255 px to 22x22
 """
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Any, Callable, Sequence
 
+import torch
 from torch import nn
 
+from ..registry import Registry
 from .chain import ConvChain, Layer
 
 FULL_WIDTHS: tuple[int, ...] = (96, 256, 384, 384, 256)
@@ -48,13 +50,29 @@ class AlexNet(ConvChain):
         super().__init__(alexnet_layers(widths))
 
 
-def init_weights(module: nn.Module) -> None:
-    """Xavier-uniform convs with zero bias, unit BN: SiamFC's initialisation."""
+def _init_convs(module: nn.Module, conv_init: Callable[[torch.Tensor], Any]) -> None:
     for m in module.modules():
         if isinstance(m, nn.Conv2d):
-            nn.init.xavier_uniform_(m.weight)
+            conv_init(m.weight)
             if m.bias is not None:
                 nn.init.zeros_(m.bias)
         elif isinstance(m, nn.BatchNorm2d):
             nn.init.ones_(m.weight)
             nn.init.zeros_(m.bias)
+
+
+def init_weights(module: nn.Module) -> None:
+    """Xavier-uniform convs with zero bias, unit BN: SiamFC's initialisation."""
+    _init_convs(module, nn.init.xavier_uniform_)
+
+
+def he_init(module: nn.Module) -> None:
+    """He-normal convs (fan-in, ReLU gain) with zero bias, unit BN. Xavier halves a ReLU layer's signal
+    variance, which BN undoes; a deep stack without BN (SiamVGG's ten ReLU convs) keeps its scale only with
+    He et al.'s (ICCV 2015) gain."""
+    _init_convs(module, lambda w: nn.init.kaiming_normal_(w, mode="fan_in", nonlinearity="relu"))
+
+
+INITS: Registry[Callable[[nn.Module], None]] = Registry("backbone init")
+INITS.add("xavier", init_weights)
+INITS.add("he", he_init)

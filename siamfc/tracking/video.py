@@ -93,6 +93,14 @@ def has_display() -> bool:
     return bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
 
 
+def check_initial_box(src: Source, init: str | None) -> None:
+    """Fail now, before a tracker is built (an ``auto`` backend races for seconds), if no first box can come."""
+    if init:
+        parse_box(init)
+    elif src.init_box is None and not has_display():
+        raise InputError(f"{src.origin}: no initial box: give --init x,y,w,h (no display to select one)")
+
+
 def initial_box(src: Source, init: str | None, frame: np.ndarray) -> np.ndarray:
     """``--init`` when given, else the source's ground truth, else a mouse selection."""
     if init:

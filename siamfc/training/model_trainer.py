@@ -17,7 +17,7 @@ from torch import nn
 from ..config import Config, param, to_dict
 from ..data.box_pairs import BoxPairDataset
 from ..models.anchors import make_anchors
-from ..models.backbone import init_weights
+from ..models.backbone import INITS
 from ..models.siamese import ModelConfig, SiamModel, build_model
 from ..registry import Registry
 from .distributed import DistEnv, setup
@@ -115,6 +115,7 @@ class ModelTrainConfig(TrainConfig):
     score_scale: float = param(1.0, gt=0)
     freeze: FreezeConfig = param(factory=FreezeConfig)
     rpn: RPNSampling = param(factory=RPNSampling)    # the rpn loss's anchor sample
+    init: str = param("xavier", choices=("xavier", "he"))   # the backbone's init from scratch (models.backbone.INITS)
     pretrained: str = ""      # a local state-dict file for the backbone (torchvision's names); nothing downloads
 
 
@@ -168,7 +169,7 @@ def train_model(model_cfg: ModelConfig, cfg: ModelTrainConfig, crops_dir: str, o
     env = setup(device)
     torch.manual_seed(cfg.seed)
     model = build_model(model_cfg)
-    init_weights(model.backbone)   # SiamFC's init for the backbone; necks and heads keep their parts' own
+    INITS.get(cfg.init)(model.backbone)   # necks and heads keep their parts' own init
     if cfg.pretrained:
         from ..models.model_io import load_backbone_weights
         kept = load_backbone_weights(model, cfg.pretrained)
