@@ -76,3 +76,5 @@ def test_the_summary_names_the_backend_auto_chose_and_why(bench, tmp_path, monke
     assert s["backend"] == "auto -> fp32" and s["backend_why"] == "the only one timed"
     s = evaluate(TrackerSpec("siamfc", str(ckpt), "fp32"), "folder", str(bench), str(tmp_path / "b"))
     assert s["backend"] == "fp32"
+    s = evaluate(TrackerSpec("identity", backend="auto"), "folder", str(bench), str(tmp_path / "c"))
+    assert s["backend"] == "none"

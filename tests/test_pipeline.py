@@ -62,14 +62,16 @@ def test_tiny_pipeline_killed_in_compression_resumes_there_reports_and_reruns_no
 
     report = json.loads((out / "report.json").read_text())
     for key in ("teacher_ao", "slim_ao", "identity_ao", "random_ao", "teacher_params", "slim_params",
-                "slim_gflops", "elapsed_s"):
+                "slim_gflops", "elapsed_s", "precision", "layout", "recipe"):
         assert key in report, key
     assert report["teacher_params"] == 2_336_320
     assert report["slim_params"] == 213_282 and 0.68 < report["slim_gflops"] < 0.71
     assert 0 <= report["slim_ao"] <= 1 and report["elapsed_s"] > 0
     assert len(report["phases"]) == 18
+    assert report["precision"] in ("fp32", "bf16") and report["layout"]["layout"] == "channels-last"
+    assert report["recipe"]["transition"] == "inherit" and report["recipe"]["step_epochs"] == 1
     check_baselines_gates_and_times(report)
-    assert {v["backend"] for v in report["val"].values()} <= {"fp32", "auto -> fp32", "auto -> bf16"} | {
+    assert {v["backend"] for v in report["val"].values()} <= {"none", "fp32", "auto -> fp32", "auto -> bf16"} | {
         f"auto -> {b}" for b in ("compile", "compile-bf16", "onnxruntime", "onnxruntime-int8", "onnxruntime-int8-pct")}
 
     md = (out / "REPORT.md").read_text()

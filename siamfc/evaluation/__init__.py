@@ -42,7 +42,7 @@ def evaluate(spec: TrackerSpec, benchmark: str, root: str, out: str, workers: in
     check_tracker(spec)   # a bad file or option fails here, before anything is written
     asked = spec.backend
     spec, why = resolve_backend(spec)
-    backend = backend_label(asked, spec.backend)
+    backend = backend_label(spec, asked)
     print(f"{spec.tracker_name}: backend {backend} ({why})")
     bench = load_benchmark(benchmark, root, only, segment, tails)
     kind, title = bench.spec.kind, bench.spec.title

@@ -191,6 +191,11 @@ class Pipeline(StagedJob):
             "threads": torch.get_num_threads(), "torch": torch.__version__,
             "training_precision": {"precision": trained.get("precision", "unknown"),
                                    "reason": trained.get("precision_reason", "not recorded")},
+            "precision": trained.get("precision", "unknown"),
+            "layout": {"layout": "channels-last" if self.cfg.train.channels_last else "NCHW",
+                       "reason": "train.channels_last: oneDNN runs NHWC convolutions without reordering"
+                       if self.cfg.train.channels_last else "train.channels_last is off in the config"},
+            "recipe": _recipe(self.cfg.compress),
             "names": {k: s.tracker_name for k, s in specs.items()},
             "teacher_ao": val["teacher"]["ao"], "slim_ao": val["slim"]["ao"],
             "identity_ao": val["identity"]["ao"], "random_ao": float(np.mean(list(random.values()))),
@@ -276,6 +281,13 @@ def quickstart_gates(val: dict[str, Any], random: dict[str, float]) -> list[dict
     for g in gates:
         g["passed"] = bool(g["value"] <= g["bar"] if g.get("at_most") else g["value"] >= g["bar"])
     return gates
+
+
+def _recipe(c: Any) -> dict[str, Any]:
+    """The compression recipe in a line of keys: what a report must say to be compared with another."""
+    return {"transition": c.transition, "targets": c.targets, "squeeze": c.squeeze, "grouping": c.grouping,
+            "loss": to_dict(c.loss), "data": c.data, "candidates": c.candidates,
+            "init_candidate": c.init_candidate, "step_epochs": c.step.epochs, "finetune_epochs": c.finetune.epochs}
 
 
 def _brief(summary: dict[str, Any]) -> dict[str, Any]:

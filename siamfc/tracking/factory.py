@@ -71,6 +71,7 @@ class TrackerKind:
     takes_argument: bool = False
     siamfc_options: bool = True    # its options are SiamFC's TrackerConfig (else the kind checks its own)
     auto: Callable[[TrackerSpec], tuple[str, str]] | None = None   # the backend ``auto`` means, and why
+    runs_backbone: bool = True     # False: no network runs, so no backend (IdentityTracker, OpenCV's)
 
 
 TRACKERS: Registry[TrackerKind] = Registry("tracker kind")
@@ -98,18 +99,23 @@ def check_tracker(spec: TrackerSpec) -> None:
 def resolve_backend(spec: TrackerSpec) -> tuple[TrackerSpec, str]:
     """``spec`` with ``auto`` replaced by the backend it picks on this machine, and why. Resolved once
     by the caller, so parallel workers neither race backends at the same time nor each pick their own."""
+    kind = TRACKERS.get(spec.kind)
+    if not kind.runs_backbone:
+        return spec, "it runs no network"
     if spec.backend != "auto":
         return spec, "as asked"
-    kind = TRACKERS.get(spec.kind)
     if kind.auto is None:
-        return spec, "this tracker runs no backbone"
+        return spec, "its only path"
     backend, why = kind.auto(spec)
     return replace(spec, backend=backend), why
 
 
-def backend_label(asked: str, ran: str) -> str:
-    """What a summary prints: ``auto -> onnxruntime-int8`` where ``auto`` chose, else the backend."""
-    return f"auto -> {ran}" if asked == "auto" and ran != "auto" else ran
+def backend_label(spec: TrackerSpec, asked: str) -> str:
+    """What a summary prints for the resolved ``spec``: ``auto -> onnxruntime-int8`` where ``auto`` chose,
+    ``none`` for a tracker that runs no network, else the backend."""
+    if not TRACKERS.get(spec.kind).runs_backbone:
+        return "none"
+    return f"auto -> {spec.backend}" if asked == "auto" and spec.backend != "auto" else spec.backend
 
 
 def _stem(spec: TrackerSpec) -> str:
@@ -285,6 +291,6 @@ register_tracker("onnx", _onnx, _stem, check=_check_onnx, suffixes=(".onnx",),
                  auto=lambda spec: ("onnxruntime", "an ONNX file runs on ONNX Runtime"))
 register_tracker("random", _random, lambda spec: "RandomSiamFC" + (f"-seed{spec.seed}" if spec.seed else ""),
                  auto=_auto_random)
-register_tracker("identity", _identity, lambda spec: "IdentityTracker")
+register_tracker("identity", _identity, lambda spec: "IdentityTracker", runs_backbone=False)
 register_tracker("opencv", _opencv, lambda spec: f"OpenCV-{spec.checkpoint}", check=_check_opencv,
-                 takes_argument=True)
+                 takes_argument=True, runs_backbone=False)
