@@ -165,11 +165,13 @@ def from_dict(cls: type[T], values: dict[str, Any] | None, where: str = "") -> T
         sub = hints[name]
         inner = [a for a in typing.get_args(sub) if dataclasses.is_dataclass(a)]
         target = sub if dataclasses.is_dataclass(sub) else (inner[0] if inner else None)
-        if target is not None and isinstance(value, dict):
+        if target is not None and typing.get_origin(sub) is list:   # a list of sections: each a mapping
+            if not isinstance(value, list):
+                raise ConfigError(_join(where, name), f"expected a list of {target.__name__} sections, "
+                                                      f"got {_describe(value)}")
+            value = [from_dict(target, v, f"{_join(where, name)}[{i}]") for i, v in enumerate(value)]
+        elif target is not None and isinstance(value, dict):
             value = from_dict(target, value, _join(where, name))
-        elif target is not None and typing.get_origin(sub) is list and isinstance(value, list):
-            value = [from_dict(target, v, f"{_join(where, name)}[{i}]") if isinstance(v, dict) else v
-                     for i, v in enumerate(value)]
         kind = fields[name].metadata.get("path")
         if kind and isinstance(value, str) and value:
             exists = os.path.isfile if kind == "file" else os.path.isdir

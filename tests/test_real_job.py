@@ -154,3 +154,22 @@ def test_ablation_overrides_are_checked_like_the_config(world, tmp_path):
                     "--out", str(tmp_path / "abl"), "halve.targets")
     assert bad.code == 2 and "KEY=VALUE" in bad.err
     assert not (tmp_path / "abl").exists()
+
+
+def test_the_real_job_reads_training_footage_as_video_folders(world, tmp_path, monkeypatch):
+    """train_root may be sequence folders of videos: split, crops and the selection benchmark follow."""
+    from conftest import write_video_sequence
+    from siamfc.data import video
+
+    monkeypatch.setattr(video, "CACHE_DIR", str(tmp_path / "cache"))
+    videos = tmp_path / "videos"
+    for k, name in enumerate(["vidA_part1", "vidA_part2", "vidB"]):
+        frames, boxes = moving_patch_clip(seed=k, n=8)
+        write_video_sequence(videos, name, frames, boxes)
+    job = load_job(str(real_config(tmp_path, world["shared"], holdout=["vidA"], train_root=str(videos))))
+    assert job.layout == "otb"
+    job.stage_split()
+    assert sorted(json.loads((tmp_path / "run" / "split.json").read_text())["select"]) == ["vidA_part1",
+                                                                                         "vidA_part2"]
+    assert job.stage_crop()["sequences"] == 1
+    assert job.compressor("halve", str(tmp_path / "c")).cfg.select.benchmark == "folder"

@@ -60,3 +60,11 @@ def test_a_missing_split_is_one_clear_error(tmp_path):
         "sets": [{"name": "x", "root": str(tmp_path / "root"), "split_file": "splits.json", "split": "val"}]}}))
     with pytest.raises(InputError, match=r"splits.json: no sequence list 'val'"):
         load_job(str(cfg))
+
+
+def test_sets_must_be_a_list_of_sections(tmp_path):
+    cfg = tmp_path / "selection.yaml"
+    cfg.write_text(yaml.safe_dump({"job": "selection", "selection": {
+        "trackers": {"identity": "identity"}, "sets": {"name": "x", "root": str(tmp_path)}}}))
+    with pytest.raises(Exception, match=r"selection.sets: expected a list of SequenceSet sections"):
+        load_job(str(cfg))

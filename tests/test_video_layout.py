@@ -78,3 +78,21 @@ def test_an_undecodable_video_is_one_clear_error_and_leaves_no_cache(tmp_path, c
     with pytest.raises(InputError, match=r"video.mp4: video will not decode"):
         otb_folder_sequence(str(seq_dir))
     assert not (cache / "video_frames").exists() or not any((cache / "video_frames").iterdir())
+
+
+def test_the_demo_reads_a_video_sequence_folder_and_its_first_box(tmp_path):
+    from siamfc.tracking.video import open_source
+
+    frames, boxes = moving_patch_clip(n=5)
+    src = open_source(str(write_video_sequence(tmp_path, "clip", frames, boxes)))
+    assert len(list(src.frames)) == 5 and np.allclose(src.init_box, boxes[0], atol=0.01)
+
+
+def test_an_absent_target_after_the_first_frame_is_scored_not_failed(tmp_path):
+    frames, boxes = moving_patch_clip(n=10)
+    boxes = boxes.copy()
+    boxes[4:6] = np.nan    # users' footage marks an absent target so (extra_real does)
+    root = tmp_path / "root"
+    write_video_sequence(root, "gone", frames, boxes)
+    s = evaluate(TrackerSpec("identity"), "folder", str(root), str(tmp_path / "out"))
+    assert list(s["sequences"]) == ["gone"] and not s["failed"]

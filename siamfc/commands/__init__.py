@@ -37,7 +37,7 @@ def main(argv: list[str] | None = None) -> None:
         print(usage())
         return
     if args[0] not in COMMANDS:
-        print(f"error: fdsiamfc: unknown command '{args[0]}'\n{usage()}", file=sys.stderr)
+        print(f"error: fdsiamfc: unknown command '{args[0]}' (fdsiamfc --help lists them)", file=sys.stderr)
         raise SystemExit(2)
     module = importlib.import_module(f"{__name__}.{COMMANDS[args[0]][0]}")
     sys.argv = [f"fdsiamfc {args[0]}", *args[1:]]   # argparse names the subcommand in its usage line

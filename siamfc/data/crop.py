@@ -112,6 +112,12 @@ def crop_sequence(seq: SourceSequence, out_dir: str, cfg: CropConfig) -> dict[st
 
 # ------------------------------------------------------------ source layouts
 
+def footage_layout(root: str) -> str:
+    """``got10k`` for a GOT-10k root (``train/list.txt``), else ``otb``: sequence folders of ``img/`` frames
+    or of a ``video.mp4``, in any mix."""
+    return "got10k" if os.path.isfile(os.path.join(root, "train", "list.txt")) else "otb"
+
+
 def list_sources(layout: str, root: str, subset: str | None = None, cache_dir: str = ".cache") -> Any:
     """The dataset object for ``layout``: got10k's toolkit for GOT-10k, LaSOT and VID,
     :class:`OTBFolder` for footage in OTB layout."""

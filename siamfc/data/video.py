@@ -48,7 +48,10 @@ def video_frames(path: str, cache_dir: str | None = None) -> list[str]:
         raise InputError(f"{path}: video not found")
     folder = cache_folder(path, cache_dir)
     if not os.path.isfile(os.path.join(folder, _DONE)):
-        _decode(path, folder)
+        try:
+            _decode(path, folder)
+        except OSError as e:
+            raise InputError(f"{path}: cannot cache its decoded frames in {folder} ({e.strerror or e})") from None
     with open(os.path.join(folder, _DONE)) as f:
         count = int(f.read())
     return [os.path.join(folder, f"{i:08d}.png") for i in range(1, count + 1)]
@@ -66,13 +69,16 @@ def _decode(path: str, folder: str) -> None:
                 if not ok:
                     break
                 count += 1
-                cv2.imwrite(os.path.join(tmp, f"{count:08d}.png"), frame, [cv2.IMWRITE_PNG_COMPRESSION, 1])
+                if not cv2.imwrite(os.path.join(tmp, f"{count:08d}.png"), frame, [cv2.IMWRITE_PNG_COMPRESSION, 1]):
+                    raise OSError(f"frame {count} could not be written (disk full?)")
         finally:
             cap.release()
         if count == 0:
             raise InputError(f"{path}: video will not decode (no frame could be read)")
         with open(os.path.join(tmp, _DONE), "w") as f:
             f.write(str(count))
+        if os.path.isdir(folder) and not os.path.isfile(os.path.join(folder, _DONE)):
+            shutil.rmtree(folder)   # not ours to race for: only a crash mid-rename leaves a folder without it
         os.replace(tmp, folder)   # the cache folder appears whole or not at all
     except OSError:
         if not os.path.isfile(os.path.join(folder, _DONE)):   # else another process decoded it first

@@ -5,7 +5,7 @@ import contextlib
 import io
 import os
 import time
-from typing import Any
+from typing import Any, Iterator
 
 from ..errors import InputError
 from ..files import write_json
@@ -41,7 +41,8 @@ def evaluate(spec: TrackerSpec, benchmark: str, root: str, out: str, workers: in
     """
     check_tracker(spec)   # a bad file or option fails here, before anything is written
     asked = spec.backend
-    spec, why = resolve_backend(spec)
+    with torch_threads(threads or max(1, (os.cpu_count() or 1) // workers)):   # race as the workers will run
+        spec, why = resolve_backend(spec)
     backend = backend_label(spec, asked)
     print(f"{spec.tracker_name}: backend {backend} ({why})")
     bench = load_benchmark(benchmark, root, only, segment, tails)
@@ -76,6 +77,18 @@ def evaluate(spec: TrackerSpec, benchmark: str, root: str, out: str, workers: in
     summary["seconds"] = {"track": round(tracked - start, 1), "score": round(time.perf_counter() - tracked, 1)}
     write_json(os.path.join(out, summary_file), summary)
     return summary
+
+
+@contextlib.contextmanager
+def torch_threads(n: int) -> Iterator[None]:
+    import torch
+
+    previous = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
 
 
 def report_together(benchmark: str, root: str, out: str, names: list[str]) -> list[str]:

@@ -45,7 +45,9 @@ BENCHMARKS: dict[str, BenchmarkSpec] = {
     # a GOT-10k-layout training split scored as a benchmark (e.g. held-out videos to select on)
     "got10k-train": BenchmarkSpec("GOT-10k-train", "got10k", True,
                                   _got10k("GOT10k", subset="train", return_meta=True)),
-    "folder": BenchmarkSpec("folder", "otb", False, None),
+    # any folder of sequences (frames or videos); a NaN box after the first marks an absent target, as users'
+    # footage does, so OTB's metrics are taken NaN-aware (identical where no box is NaN)
+    "folder": BenchmarkSpec("folder", "uav", True, None),
 }
 
 
@@ -103,7 +105,8 @@ def load_benchmark(name: str, root: str, only: list[str] | None = None, segment:
     sequences: list[Sequence] = []
     failed: dict[str, str] = {}
     if spec.dataset is None:
-        loaders = {os.path.basename(d): (lambda d=d: otb_folder_sequence(d)) for d in list_otb_folder(root)}
+        loaders = {os.path.basename(d): (lambda d=d: otb_folder_sequence(d, spec.allow_missing))
+                   for d in list_otb_folder(root)}
     else:
         try:
             dataset = spec.dataset(root)

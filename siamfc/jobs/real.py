@@ -30,7 +30,7 @@ from ..compression.driver import CompressConfig, Compressor
 from ..compression.pseudo import PseudoConfig, pseudo_label
 from ..compression.transform import transform
 from ..config import Config, ConfigError, TrackerConfig, from_dict, param, to_dict
-from ..data.crop import crop_dataset, list_sources
+from ..data.crop import crop_dataset, footage_layout, list_sources
 from ..errors import InputError
 from ..evaluation import evaluate, report_together
 from ..evaluation.benchmarks import load_benchmark
@@ -55,7 +55,8 @@ def source_video(name: str) -> str:
 class RealJobConfig(Config):
     out: str = "runs/real"
     shared: str = "../shared"
-    train_root: str = ""          # GOT-10k-layout training footage (default: SHARED/data/train_real)
+    train_root: str = ""          # training footage, GOT-10k layout or sequence folders of frames or videos
+                                  # (default: SHARED/data/train_real)
     test_root: str = ""           # OTB-layout test footage (default: SHARED/data/real); only reported on
     holdout: list[str] = param(factory=lambda: ["otb_Freeman1", "dtb70_BMX3", "vot14_car", "otb_Toy"])
     tail: float = param(0.0, ge=0, le=0.5)   # last fraction of every training sequence: kept out, selected on
@@ -90,6 +91,7 @@ class RealJob(StagedJob):
         r = cfg.real
         weights = os.path.join(r.shared, "weights")
         self.train_root = r.train_root or os.path.join(r.shared, "data", "train_real")
+        self.layout = footage_layout(self.train_root)   # GOT-10k, or folders of frames or videos
         self.test_root = r.test_root or os.path.join(r.shared, "data", "real")
         self.teachers = {"halve": r.halve_teacher or os.path.join(weights, "FDSiamfc_30.pth"),
                          "full": r.full_teacher or os.path.join(weights, "SiamFC_VID.pth")}
@@ -112,7 +114,7 @@ class RealJob(StagedJob):
     # ------------------------------------------------------------- stages
     def stage_split(self) -> dict[str, Any]:
         """Whole source videos go to selection; the rest trains."""
-        names = list(list_sources("got10k", self.train_root).seq_names)
+        names = list(list_sources(self.layout, self.train_root).seq_names)
         videos = sorted({source_video(n) for n in names})
         unknown = sorted(set(self.cfg.real.holdout) - set(videos))
         if unknown:
@@ -129,9 +131,9 @@ class RealJob(StagedJob):
         return read_json(self.path("split.json"))
 
     def stage_crop(self) -> dict[str, Any]:
-        index = crop_dataset("got10k", self.train_root, self.path("crops", "labeled"), workers=self.cfg.real.workers,
+        index = crop_dataset(self.layout, self.train_root, self.path("crops", "labeled"), workers=self.cfg.real.workers,
                              only=self.split()["train"], hold_tail=self.cfg.real.tail)
-        crop_dataset("got10k", self.train_root, self.path("crops", "select"), workers=self.cfg.real.workers,
+        crop_dataset(self.layout, self.train_root, self.path("crops", "select"), workers=self.cfg.real.workers,
                      only=self.split()["select"])   # the diagnosis's held-out pairs
         return {"sequences": len(index["sequences"]),
                 "valid_frames": sum(s["valid"].count("1") for s in index["sequences"])}
@@ -156,7 +158,8 @@ class RealJob(StagedJob):
             cfg.select.benchmark, cfg.select.root, cfg.select.names = "folder", self.path("pseudo", "select"), []
             crops, cfg.diagnose.crops = self.path("crops", "pseudo"), self.path("crops", "pseudo_select")
         else:
-            cfg.select.benchmark, cfg.select.root = "got10k-train", self.train_root
+            cfg.select.benchmark = "got10k-train" if self.layout == "got10k" else "folder"
+            cfg.select.root = self.train_root
             cfg.select.names = self.split()["select"]
             cfg.select.tail_names, cfg.select.tail = self.split()["train"], self.cfg.real.tail
             crops, cfg.diagnose.crops = self.path("crops", "labeled"), self.path("crops", "select")

@@ -66,6 +66,9 @@ def make_job(path: str, data: dict[str, Any], out: str | None = None) -> "Select
             raise InputError(f"{path}:selection.compare: {pair} is not a pair of the trackers")
     for q in s.sets:
         names(q)   # a missing split file or split fails now
+    set_names = [q.name for q in s.sets]
+    if len(set(set_names)) != len(set_names) or "pooled" in set_names:
+        raise InputError(f"{path}:selection.sets: names must differ and not be 'pooled' ({', '.join(set_names)})")
     if out:
         s.out = out
     return SelectionJob(cfg)
@@ -110,8 +113,14 @@ class SelectionJob(StagedJob):
         pairs = [list(p) for p in s.compare] or [[a, b] for a, b in zip(list(s.trackers), list(s.trackers)[1:])]
         report = {"cpu": cpu_name(), "isa": isa_summary(), "sets": {}}
         for set_name, per in list(aucs.items()) + [("pooled", pooled)]:
+            # every figure on the sequences all trackers scored, so a difference is the difference of the means
+            common = set.intersection(*(set(v) for v in per.values()))
+            dropped = sorted(set().union(*(set(v) for v in per.values())) - common)
+            per = {t: {n: v[n] for n in sorted(common)} for t, v in per.items()}
+            if not common:
+                raise InputError(f"{self.out}: no sequence of {set_name} was scored for every tracker")
             report["sets"][set_name] = {
-                "sequences": len(next(iter(per.values()))),
+                "sequences": len(common), "dropped": dropped,
                 "mean_auc": {t: float(np.mean(list(v.values()))) for t, v in per.items()},
                 "se": {t: bootstrap_se(np.array(list(v.values())), np.ones(len(v)), s.samples) for t, v in per.items()},
                 "differences": [dict(zip(("a", "b", "diff", "paired_se"),

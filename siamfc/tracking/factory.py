@@ -286,7 +286,8 @@ def _model_name(spec: TrackerSpec) -> str:
 
 register_tracker("model", _model, _model_name, check=_check_model, takes_argument=True, siamfc_options=False,
                  auto=_auto_model)
-register_tracker("plain", _plain, lambda spec: _stem(spec) + "-plain", check=_check_checkpoint, takes_argument=True)
+register_tracker("plain", _plain, lambda spec: _stem(spec) + "-plain", check=_check_checkpoint, takes_argument=True,
+                 auto=lambda spec: ("fp32", "the plain baseline runs eager fp32"))
 register_tracker("onnx", _onnx, _stem, check=_check_onnx, suffixes=(".onnx",),
                  auto=lambda spec: ("onnxruntime", "an ONNX file runs on ONNX Runtime"))
 register_tracker("random", _random, lambda spec: "RandomSiamFC" + (f"-seed{spec.seed}" if spec.seed else ""),

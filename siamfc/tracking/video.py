@@ -9,7 +9,7 @@ from typing import Any, Iterator
 import cv2
 import numpy as np
 
-from ..data.sequences import ground_truth_file, list_frames, parse_boxes, read_frame
+from ..data.sequences import frame_source, ground_truth_file, list_frames, parse_boxes, read_frame
 from ..errors import InputError
 
 
@@ -33,8 +33,8 @@ def open_source(spec: str) -> Source:
         return Source(_capture(cap, f"camera {spec}"), cap.get(cv2.CAP_PROP_FPS) or 30.0, None, f"camera{spec}",
                       spec)
     if os.path.isdir(spec):
-        img_dir = os.path.join(spec, "img") if os.path.isdir(os.path.join(spec, "img")) else spec
-        frames = list_frames(img_dir)
+        source = frame_source(spec)   # img/, or video.mp4
+        frames = list_frames(source if os.path.exists(source) else spec)
         gt = ground_truth_file(spec)
         init = parse_boxes(gt, allow_missing=True)[0] if os.path.isfile(gt) else None
         return Source((read_frame(p) for p in frames), 30.0, init, os.path.basename(os.path.normpath(spec)), spec)

@@ -115,7 +115,7 @@ class ModelTrainConfig(TrainConfig):
     score_scale: float = param(1.0, gt=0)
     freeze: FreezeConfig = param(factory=FreezeConfig)
     rpn: RPNSampling = param(factory=RPNSampling)    # the rpn loss's anchor sample
-    init: str = param("xavier", choices=("xavier", "he"))   # the backbone's init from scratch (models.backbone.INITS)
+    init: str = param("xavier", choices=tuple(INITS))   # the backbone's init from scratch (models.backbone.INITS)
     pretrained: str = ""      # a local state-dict file for the backbone (torchvision's names); nothing downloads
 
 
