@@ -5,11 +5,12 @@ import contextlib
 import io
 import os
 import time
-from typing import Any, Iterator
+from typing import Any
 
 from ..errors import InputError
 from ..files import write_json
 from ..tracking.factory import TrackerSpec, backend_label, check_tracker, resolve_backend
+from ..tracking.ops import torch_threads
 from .benchmarks import load_benchmark
 from .runner import run_sequences
 from .summary import format_table, got10k_summary, make_experiment, otb_summary
@@ -77,18 +78,6 @@ def evaluate(spec: TrackerSpec, benchmark: str, root: str, out: str, workers: in
     summary["seconds"] = {"track": round(tracked - start, 1), "score": round(time.perf_counter() - tracked, 1)}
     write_json(os.path.join(out, summary_file), summary)
     return summary
-
-
-@contextlib.contextmanager
-def torch_threads(n: int) -> Iterator[None]:
-    import torch
-
-    previous = torch.get_num_threads()
-    torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(previous)
 
 
 def report_together(benchmark: str, root: str, out: str, names: list[str]) -> list[str]:
