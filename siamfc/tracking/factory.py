@@ -201,6 +201,7 @@ def _model_tracker(spec: TrackerSpec, build: bool) -> Any:
     section (or the checkpoint's), overridden by the spec's."""
     from ..config import from_dict, load_yaml
     from ..models.model_io import load_model
+    from ..models.siamese import ModelConfig
     from .model_fc import ModelSiamFCTracker
     from .rpn import RPNTracker, RPNTrackerConfig
 
@@ -208,8 +209,9 @@ def _model_tracker(spec: TrackerSpec, build: bool) -> Any:
     if spec.backend not in ("fp32", "auto"):
         raise InputError(f"{spec.checkpoint}: config-built models run on the fp32 PyTorch backend "
                          f"(auto -> fp32); '{spec.backend}' is for SiamFC AlexNet checkpoints")
-    loaded = load_model(weights, config)
-    track = dict(load_yaml(config).get("track") or {}) if config else dict(loaded.meta.get("track") or {})
+    doc = load_yaml(config) if config else None   # read once: its model section and its track section
+    loaded = load_model(weights, from_dict(ModelConfig, doc.get("model"), f"{config}:model") if doc else None)
+    track = dict((doc.get("track") if doc else loaded.meta.get("track")) or {})
     track.update(spec.options)
     model = loaded.model
     name = spec.name or model.cfg.name
