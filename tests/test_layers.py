@@ -14,7 +14,7 @@ PACKAGE = REPO / "siamfc"
 # The same list as the README's layout section: a module may import from its own
 # layer or any layer below it.
 LAYERS = [
-    {"errors", "files", "config", "geometry", "system", "registry", "workers", "cli", "stages"},
+    {"errors", "files", "config", "geometry", "system", "registry", "workers", "cli", "stages", "shared"},
     {"data", "models"},
     {"tracking", "training"},
     {"deploy"},

@@ -15,9 +15,10 @@ from __future__ import annotations
 import os
 
 from ..cli import ArgParser, dir_arg, positive_int_arg
+from ..shared import SHARED
 from ..tracking.backends import BACKENDS
 
-DEFAULT_SHARED = os.path.join(os.path.dirname(__file__), "..", "..", "shared")
+DEFAULT_SHARED = SHARED
 QUICKSTART_TEACHER = "runs/quickstart/teacher/model.pth"
 
 

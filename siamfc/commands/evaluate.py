@@ -20,7 +20,9 @@ def main() -> None:
     p = ArgParser(__doc__)
     p.add_argument("--checkpoint", required=True,
                    help="checkpoint (.pth: ours or a bare release state dict; .onnx: an exported backbone), "
-                        "'identity', 'random' (full-width SiamFC, fixed seed) or 'opencv:MIL|CSRT|KCF'")
+                        "'identity', 'random' (full-width SiamFC, fixed seed), 'opencv:MIL|CSRT|KCF', "
+                        "or a peer as OpenCV runs it: 'nanotrack[:DIR]' (cv2.TrackerNano), "
+                        "'vittrack[:FILE.onnx]' (cv2.TrackerVit)")
     p.add_argument("--benchmark", required=True, help=f"one of: {', '.join(BENCHMARKS)}")
     p.add_argument("--root", required=True, type=dir_arg, help="the benchmark's root folder")
     p.add_argument("--out", required=True, help="output folder (results/, reports/, summary.json)")

@@ -13,8 +13,9 @@ import os
 from ..cli import ArgParser, dir_arg, positive_float_arg
 from ..compression.transform import TOLERANCE, transform
 from ..models.backbone import AlexNet, widths_from_rates
+from ..shared import shared_path
 
-DEFAULT_IMAGES = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data", "real")
+DEFAULT_IMAGES = shared_path("data", "train_real", "train")   # training frames: the test set stays unread
 
 
 def main() -> None:
@@ -22,7 +23,7 @@ def main() -> None:
     p.add_argument("--checkpoint", required=True, help="FD checkpoint after step 9 (fd_model.pth)")
     p.add_argument("--out", required=True, help="slim checkpoint to write")
     p.add_argument("--images", type=dir_arg, help="folder of OTB-layout sequences whose frames test the fold "
-                                    "(default: ../shared/data/real when present, else synthetic frames)")
+                                    "(default: ../shared/data/train_real/train when present, else synthetic frames)")
     p.add_argument("--compare-rates", type=positive_float_arg, nargs="*", default=[0.3, 0.15],
                    help="add rows for the slim widths of these uniform rates")
     args = p.parse_args()

@@ -16,7 +16,9 @@ def sample_crops(image_dir: str | None, count: int = 6, seed: int = 0, size: int
     """``count`` crops (N, 3, size, size, float 0-255) at random places and scales,
     and where they came from."""
     rng = np.random.default_rng(seed)
-    frames = sorted(glob.glob(os.path.join(image_dir, "*", "img", "*.jpg"))) if image_dir else []
+    frames = []
+    for pattern in ("*/img/*.jpg", "*/*.jpg"):   # OTB sequences, or GOT-10k's
+        frames = frames or (sorted(glob.glob(os.path.join(image_dir, pattern))) if image_dir else [])
     if frames:
         picks = [frames[i] for i in rng.choice(len(frames), size=min(count, len(frames)), replace=False)]
         images, source = [read_frame(p) for p in picks], image_dir

@@ -11,6 +11,7 @@ from concurrent.futures import ProcessPoolExecutor, as_completed
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any
 
+import cv2
 import numpy as np
 import torch
 from tqdm import tqdm
@@ -44,8 +45,12 @@ _WORKER: dict[str, Any] = {}
 _POOLS: dict[tuple[int, int], ProcessPoolExecutor] = {}
 
 
-def _set_threads(threads: int) -> None:
+def _set_threads(threads: int) -> int:
+    """PyTorch's and OpenCV's thread counts (OpenCV's DNN runs the peers); returns PyTorch's previous one."""
+    previous = torch.get_num_threads()
     torch.set_num_threads(threads)
+    cv2.setNumThreads(threads)
+    return previous
 
 
 def _tracker(spec: TrackerSpec) -> Any:
@@ -96,13 +101,12 @@ def run_sequences(spec: TrackerSpec, sequences: list[Sequence], record_dirs: lis
     threads = threads or max(1, (os.cpu_count() or 1) // workers)
     bar = tqdm(total=len(todo), desc=f"tracking {name}", unit="seq")
     if workers == 1:
-        previous = torch.get_num_threads()
-        torch.set_num_threads(threads)
+        previous = _set_threads(threads)
         try:
             for seq, records in todo:
                 _collect(_track_one(spec, seq, records), failed, bar)
         finally:
-            torch.set_num_threads(previous)
+            _set_threads(previous)
             _WORKER.clear()
     else:
         pool = worker_pool(workers, threads)

@@ -3,8 +3,8 @@
 For every model (full SiamFC, FD-0.3, FD-0.15) and backend it records size,
 GFLOPs, backbone latency on the 3x255 search batch (median after warm-up), the
 tracker's FPS as got10k measures it (per-frame ``update`` time, frame decoding
-excluded) and AUC/precision on the same sequences; OpenCV's trackers run through
-the same path. A GEMM measurement gives the machine's matrix-multiply peak for
+excluded) and AUC/precision on the same sequences; OpenCV's trackers (NanoTrack and
+VitTrack among them: tracking/peers.py) run through the same path. A GEMM measurement gives the machine's matrix-multiply peak for
 each precision, so backbone latency can be read against the hardware limit.
 A per-frame profile splits ``update()`` into its parts (tracking/profile.py) on
 640x360 and 1280x720 clips, so the time outside the backbone is measured, not
@@ -20,18 +20,22 @@ import time
 from dataclasses import asdict, dataclass
 from typing import Any
 
+import cv2
 import numpy as np
 import torch
 
 from ..data.sequences import Sequence, otb_folder_sequence, read_frame
+from ..errors import InputError
 from ..files import write_json, write_text
 from ..models.backbone import widths_from_rates
 from ..models.checkpoint import build_net, load_checkpoint, save_checkpoint
 from ..models.stats import count_params, gflops, state_dict_mb
 from ..system import cpu_name, isa_summary, median_seconds
 from ..tracking.backends import BACKENDS, auto_backend, make_runner, record_accuracy, time_runner
-from ..tracking.factory import TrackerSpec, build_tracker, check_tracker
+from ..tracking.factory import TrackerSpec, backend_label, build_tracker, check_tracker, resolve_backend
+from ..tracking.ops import torch_threads
 from ..tracking.opencv import available as opencv_available
+from ..tracking.peers import PEERS, PEERS_DIR, files_under, onnx_parameters, peer_files
 from ..tracking.profile import PARTS
 from . import evaluate
 
@@ -177,13 +181,18 @@ PROFILE_SIZES = ((640, 360), (1280, 720))
 
 
 def tracker_size(spec: TrackerSpec) -> dict[str, Any]:
-    """Parameters and search-branch GFLOPs of a config-built model's tracker (empty for other kinds)."""
-    if spec.kind != "model":
-        return {}
+    """Parameters, MB and GFLOPs of a SiamFC checkpoint's backbone (as the SiamFC rows count them) or of a
+    config-built model's search branch; empty for other kinds."""
     from ..models.info import model_info
-    from ..models.model_io import load_model
+    from ..models.model_io import is_model_checkpoint, load_model
     from ..tracking.factory import model_source
 
+    if spec.kind == "siamfc" and not is_model_checkpoint(spec.checkpoint or ""):
+        backbone = load_checkpoint(spec.checkpoint).net.backbone
+        return {"params": count_params(backbone), "mb": round(state_dict_mb(backbone), 3),
+                "gflops": round(gflops(backbone), 3)}
+    if spec.kind != "model":
+        return {}
     info = model_info(load_model(*reversed(model_source(spec))).model)
     return {"params": info["params"]["total"], "gflops": round(info["search_gflops"], 3)}
 
@@ -220,7 +229,7 @@ def run(out: str, threads: int = 2, backends: tuple[str, ...] = BACKENDS[:-1],
     """
     if full:
         load_checkpoint(full)   # a bad file fails now, before anything is written
-    extra = [TrackerSpec.parse(t) for t in trackers]
+    extra = [TrackerSpec.parse(t, backend="auto") for t in trackers]
     for spec in extra:
         check_tracker(spec)
     torch.set_num_threads(threads)
@@ -284,13 +293,22 @@ def run(out: str, threads: int = 2, backends: tuple[str, ...] = BACKENDS[:-1],
             profiles += [{"tracker": name, "backend": f"auto -> {choice}, crop: warp", "frames": size, **parts}
                          for size, parts in profile_tracker(warp, clips).items()]
             print(f"{name:12s} auto picks {choice}: {picked.fps / plain.fps:.2f}x the plain baseline")
-    for spec in extra:
+    for spec in extra:   # each on the backend ``auto`` picks for it, as tools/evaluate.py --backend auto would
+        with torch_threads(threads):
+            spec, why = resolve_backend(spec)
         s = evaluate(spec, "folder", root, os.path.join(out, "runs"), workers=1, threads=threads, only=sequences,
                      summary_file=f"summary_{spec.tracker_name}.json")
         size = tracker_size(spec)
-        rows.append(Row(spec.tracker_name, "fp32", size.get("params"), None, size.get("gflops"), None, None,
-                        round(s["fps"], 1), round(s["mean_auc"], 4), round(s["mean_precision"], 4)))
-        print(f"{spec.tracker_name:12s} fps {s['fps']:7.1f}  AUC {s['mean_auc']:.4f}")
+        rows.append(Row(spec.tracker_name, backend_label(spec, "auto"), size.get("params"), size.get("mb"),
+                        size.get("gflops"), None, None, round(s["fps"], 1), round(s["mean_auc"], 4),
+                        round(s["mean_precision"], 4)))
+        print(f"{spec.tracker_name:12s} fps {s['fps']:7.1f}  AUC {s['mean_auc']:.4f}  ({backend_label(spec, 'auto')}: {why})")
+    for kind in PEERS:
+        peer = peer_row(kind, os.path.join(shared, "peers") if shared else PEERS_DIR, root, out, threads, sequences)
+        if peer is None:
+            continue
+        rows.append(peer)
+        print(f"{peer.tracker:12s} fps {peer.fps:7.1f}  AUC {peer.auc:.4f}  (OpenCV {cv2.__version__})")
     for cv_name in opencv_available():
         s = evaluate(TrackerSpec("opencv", cv_name), "folder", root, os.path.join(out, "runs"), workers=1,
                      threads=threads, only=sequences, summary_file=f"summary_opencv-{cv_name}.json")
@@ -309,6 +327,22 @@ def run(out: str, threads: int = 2, backends: tuple[str, ...] = BACKENDS[:-1],
     write_json(os.path.join(out, "benchmark.json"), result)
     write_text(os.path.join(out, "benchmark.md"), markdown(result))
     return result
+
+
+def peer_row(kind: str, peers: str, root: str, out: str, threads: int, sequences: list[str] | None) -> Row | None:
+    """NanoTrack's or VitTrack's row as OpenCV runs it, or None (saying why) where its files are absent."""
+    arg = files_under(kind, peers)
+    try:
+        files = peer_files(kind, arg)
+    except InputError as e:
+        print(f"skipped {PEERS[kind].name}: {e}")
+        return None
+    spec = TrackerSpec(kind, arg)
+    s = evaluate(spec, "folder", root, os.path.join(out, "runs"), workers=1, threads=threads, only=sequences,
+                 summary_file=f"summary_{spec.tracker_name}.json")
+    mb = sum(os.path.getsize(f) for f in files) / 2 ** 20
+    return Row(spec.tracker_name, "opencv-dnn", onnx_parameters(files), round(mb, 3), None, None, None,
+               round(s["fps"], 1), round(s["mean_auc"], 4), round(s["mean_precision"], 4))
 
 
 def markdown(result: dict[str, Any]) -> str:
@@ -338,8 +372,10 @@ def markdown(result: dict[str, Any]) -> str:
               "(% of the GEMM peak at that precision) | FPS | AUC | precision |",
               "|---|---|---|---|---|---|---|---|---|---|"]
     for r in result["rows"]:
-        if r["latency_ms"] is None:
-            lines.append(f"| {r['tracker']} | - | - | - | - | - | - | {r['fps']:.1f} | {r['auc']:.3f} | "
+        if r["latency_ms"] is None:   # a tracker we do not time part by part: what it has of the columns
+            cells = [r["backend"], f"{r['params']:,}" if r["params"] else "-", f"{r['mb']:.2f}" if r["mb"] else "-",
+                     f"{r['gflops']:.3f}" if r["gflops"] else "-"]
+            lines.append(f"| {r['tracker']} | {' | '.join(cells)} | - | - | {r['fps']:.1f} | {r['auc']:.3f} | "
                          f"{r['precision']:.3f} |")
             continue
         kind = peak_for(r["backend"].removeprefix("auto -> "))

@@ -71,7 +71,8 @@ class TrackerKind:
     takes_argument: bool = False
     siamfc_options: bool = True    # its options are SiamFC's TrackerConfig (else the kind checks its own)
     auto: Callable[[TrackerSpec], tuple[str, str]] | None = None   # the backend ``auto`` means, and why
-    runs_backbone: bool = True     # False: no network runs, so no backend (IdentityTracker, OpenCV's)
+    engine: str | None = None      # what runs it where that is not one of our backends: "none" (no
+                                   # network: IdentityTracker, OpenCV's MIL/KCF/CSRT) or "opencv-dnn" (peers)
 
 
 TRACKERS: Registry[TrackerKind] = Registry("tracker kind")
@@ -100,8 +101,10 @@ def resolve_backend(spec: TrackerSpec) -> tuple[TrackerSpec, str]:
     """``spec`` with ``auto`` replaced by the backend it picks on this machine, and why. Resolved once
     by the caller, so parallel workers neither race backends at the same time nor each pick their own."""
     kind = TRACKERS.get(spec.kind)
-    if not kind.runs_backbone:
+    if kind.engine == "none":
         return spec, "it runs no network"
+    if kind.engine is not None:
+        return spec, f"{kind.engine} runs it, as its users call it"
     if spec.backend != "auto":
         return spec, "as asked"
     if kind.auto is None:
@@ -112,9 +115,10 @@ def resolve_backend(spec: TrackerSpec) -> tuple[TrackerSpec, str]:
 
 def backend_label(spec: TrackerSpec, asked: str) -> str:
     """What a summary prints for the resolved ``spec``: ``auto -> onnxruntime-int8`` where ``auto`` chose,
-    ``none`` for a tracker that runs no network, else the backend."""
-    if not TRACKERS.get(spec.kind).runs_backbone:
-        return "none"
+    the engine of a tracker that is not ours (``none`` where no network runs), else the backend."""
+    engine = TRACKERS.get(spec.kind).engine
+    if engine is not None:
+        return engine
     return f"auto -> {spec.backend}" if asked == "auto" and spec.backend != "auto" else spec.backend
 
 
@@ -294,6 +298,29 @@ register_tracker("onnx", _onnx, _stem, check=_check_onnx, suffixes=(".onnx",),
                  auto=lambda spec: ("onnxruntime", "an ONNX file runs on ONNX Runtime"))
 register_tracker("random", _random, lambda spec: "RandomSiamFC" + (f"-seed{spec.seed}" if spec.seed else ""),
                  auto=_auto_random)
-register_tracker("identity", _identity, lambda spec: "IdentityTracker", runs_backbone=False)
+register_tracker("identity", _identity, lambda spec: "IdentityTracker", engine="none")
 register_tracker("opencv", _opencv, lambda spec: f"OpenCV-{spec.checkpoint}", check=_check_opencv,
-                 takes_argument=True, runs_backbone=False)
+                 takes_argument=True, engine="none")
+
+
+def _peer(spec: TrackerSpec) -> Any:
+    from .peers import PeerTracker
+
+    return PeerTracker(spec.kind, spec.checkpoint, spec.name)
+
+
+def _check_peer(spec: TrackerSpec) -> None:
+    from .peers import create_peer, peer_files
+
+    create_peer(spec.kind, peer_files(spec.kind, spec.checkpoint))
+
+
+def _peer_name(spec: TrackerSpec) -> str:
+    from .peers import PEERS
+
+    return PEERS[spec.kind].name
+
+
+for _kind in ("nanotrack", "vittrack"):
+    register_tracker(_kind, _peer, _peer_name, check=_check_peer, takes_argument=True, siamfc_options=False,
+                     engine="opencv-dnn")
