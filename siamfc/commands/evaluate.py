@@ -9,11 +9,12 @@ from __future__ import annotations
 
 
 from ..cli import ArgParser, count_arg, dir_arg, file_arg, fraction_arg, positive_int_arg
-from ..config import TrackerConfig, load_section, to_dict
+from ..config import TrackerConfig, from_dict, load_yaml
 from ..evaluation import evaluate, format_table
 from ..evaluation.benchmarks import BENCHMARKS
+from ..models.model_io import is_model_checkpoint
 from ..tracking.backends import BACKENDS
-from ..tracking.factory import TrackerSpec
+from ..tracking.factory import TRACKERS, TrackerSpec
 
 
 def main() -> None:
@@ -37,8 +38,12 @@ def main() -> None:
     p.add_argument("--tails", type=fraction_arg, default=0.0,
                    help="track only the last fraction of each sequence (what the real job holds out of training)")
     args = p.parse_args()
-    cfg = load_section(args.config, "track", TrackerConfig)
-    spec = TrackerSpec.parse(args.checkpoint, backend=args.backend, options=to_dict(cfg), name=args.name)
+    # Only the keys the config gives: each kind fills in its own defaults (a config-built model's tracker
+    # has options of its own, which SiamFC's defaults would break).
+    track = (load_yaml(args.config).get("track") or {}) if args.config else {}
+    spec = TrackerSpec.parse(args.checkpoint, backend=args.backend, options=dict(track), name=args.name)
+    if track and TRACKERS.get(spec.kind).siamfc_options and not is_model_checkpoint(spec.checkpoint or ""):
+        from_dict(TrackerConfig, track, f"{args.config}:track")   # a bad value names the file
     summary = evaluate(spec, args.benchmark, args.root, args.out, args.workers, args.sequences,
                        segment=args.segment, tails=args.tails)
     print(format_table(summary))

@@ -12,6 +12,7 @@ import os
 from dataclasses import dataclass
 from typing import Any, Sequence
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -73,12 +74,23 @@ def save_checkpoint(path: str | os.PathLike, net: SiamNet, **meta: Any) -> None:
     torch_save(checkpoint_payload(net, **meta), path)
 
 
+def _numpy_scalars() -> list[Any]:
+    """What rebuilds numpy scalars, which pysot-style snapshots keep in their optimizer state (a learning
+    rate as np.float64): a dtype and raw bytes, no code runs. Under both of numpy's module names."""
+    core = getattr(np, "_core", None) or np.core
+    scalar = core.multiarray.scalar
+    dtypes = [getattr(np.dtypes, n) for n in ("Float64DType", "Float32DType", "Int64DType", "Int32DType",
+                                                "BoolDType") if hasattr(np, "dtypes") and hasattr(np.dtypes, n)]
+    return [(scalar, "numpy.core.multiarray.scalar"), (scalar, "numpy._core.multiarray.scalar"), np.dtype, *dtypes]
+
+
 def read_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
     """The dict a checkpoint file holds, or a one-line InputError naming the file."""
     if not os.path.isfile(path):
         raise InputError(f"{path}: checkpoint file not found")
     try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
+        with torch.serialization.safe_globals(_numpy_scalars()):
+            obj = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # torch raises many types, with many lines that do not name the cause
         raise InputError(f"{path}: not a readable PyTorch checkpoint: corrupt, truncated or not written by "
                          f"torch.save ({type(e).__name__})") from None

@@ -1,8 +1,9 @@
-"""Checkpoints of config-built models (:mod:`.siamese`), ours and SiameseX's.
+"""Checkpoints of config-built models (:mod:`.siamese`), ours and foreign ones (SiameseX's, NanoTrack's).
 
 Ours are ``{"state_dict", "meta": {"model": <the model section>, ...}}``: the file
 alone rebuilds the network. A SiameseX state dict (bare or with its demos'
-``model.`` prefix) has no meta, so it loads with the config that names its model.
+``model.`` prefix), or a pysot-style snapshot (``{"state_dict", "epoch", "optimizer"}``), has no
+meta, so it loads with the config that names its model and maps its keys.
 """
 from __future__ import annotations
 
@@ -74,7 +75,9 @@ def load_model(path: str | os.PathLike | None, config: str | os.PathLike | Model
         raise InputError(f"{path}: a bare state dict names no model; give the config of its model "
                          f"(configs/siamesex/NAME.yaml)")
     model = build_model(cfg)
-    load_siamesex(model, {k: v for k, v in obj.items() if isinstance(v, torch.Tensor)}, str(path))
+    # pysot-family snapshots (NanoTrack's) nest the weights beside the epoch and optimizer state
+    state = obj["state_dict"] if isinstance(obj.get("state_dict"), dict) else obj
+    load_siamesex(model, {k: v for k, v in state.items() if isinstance(v, torch.Tensor)}, str(path))
     return LoadedModel(model.eval(), {"source": "siamesex"})
 
 

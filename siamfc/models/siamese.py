@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 from typing import Any
 
 import torch
@@ -19,7 +20,11 @@ from .parts import BACKBONES, HEADS, NECKS
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
-INPUTS = ("raw", "imagenet")          # RGB 0-255 as it is, or ImageNet-normalised RGB 0-1
+# raw: RGB 0-255 as it is; raw_bgr: the same as BGR (models trained on cv2.imread frames, as pysot-family
+# code trains them); imagenet: ImageNet-normalised RGB 0-1
+INPUTS = ("raw", "raw_bgr", "imagenet")
+# the trackers a model's config can name (tracking/factory.py maps each to its tracker and options)
+TRACKERS = ("siamfc", "rpn", "nano")
 
 
 @dataclasses.dataclass
@@ -42,11 +47,14 @@ class ModelConfig(Config):
     exemplar_sz: int = param(127, ge=15)
     instance_sz: int = param(255, ge=15)
     stride: int = param(8, ge=1)
-    tracker: str = param("siamfc", choices=("siamfc", "rpn"))
+    tracker: str = param("siamfc", choices=TRACKERS)
     anchor_ratios: list[float] = param(factory=lambda: [0.33, 0.5, 1.0, 2.0, 3.0], gt=0)
     anchor_scales: list[float] = param(factory=lambda: [8.0], gt=0)
     # SiameseX state-dict keys -> ours: (regex, replacement) pairs applied in order
     siamesex_keys: list[list[str]] = param(factory=list)
+    # foreign checkpoint keys (regexes, matched before renaming) the model has no place for: trained
+    # modules its tracker never runs (NanoTrack v2's neck). Every other key must still find its place.
+    unused_keys: list[str] = param(factory=list)
 
     def check(self) -> None:
         for field, registry in (("backbone", BACKBONES), ("head", HEADS)):
@@ -64,6 +72,11 @@ class ModelConfig(Config):
         for i, rule in enumerate(self.siamesex_keys):
             if len(rule) != 2:
                 raise ConfigError(f"ModelConfig.siamesex_keys[{i}]", "expected [pattern, replacement]")
+        for i, pattern in enumerate(self.unused_keys):
+            try:
+                re.compile(pattern)
+            except re.error as e:
+                raise ConfigError(f"ModelConfig.unused_keys[{i}]", f"not a regular expression: {e}") from None
 
     @property
     def anchor_num(self) -> int:
@@ -91,6 +104,8 @@ class SiamModel(nn.Module):
         """An RGB 0-255 batch in the model's input convention (the same in training and tracking)."""
         if self.cfg.input == "raw":
             return img
+        if self.cfg.input == "raw_bgr":
+            return img.flip(1)
         mean = img.new_tensor(IMAGENET_MEAN).view(1, 3, 1, 1) * 255
         std = img.new_tensor(IMAGENET_STD).view(1, 3, 1, 1) * 255
         return (img - mean) / std

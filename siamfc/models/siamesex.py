@@ -31,7 +31,10 @@ def map_siamesex_keys(state: Mapping[str, torch.Tensor], rules: list[list[str]])
 
 
 def load_siamesex(model: SiamModel, state: Mapping[str, torch.Tensor], source: str = "state dict") -> None:
-    """Copy a SiameseX state dict into ``model``; every tensor must find its place and shape."""
+    """Copy a SiameseX (or other foreign) state dict into ``model``; every tensor must find its place and
+    shape, except those the config's ``unused_keys`` names."""
+    unused = [re.compile(p) for p in model.cfg.unused_keys]
+    state = {k: v for k, v in state.items() if not any(p.search(k.removeprefix("model.")) for p in unused)}
     mapped = map_siamesex_keys(state, model.cfg.siamesex_keys)
     own = model.state_dict()
     missing = [k for k in own if k not in mapped and not k.endswith(TRACKED)]

@@ -200,14 +200,35 @@ def model_source(spec: TrackerSpec) -> tuple[str | None, str | None]:
     return None, arg
 
 
+def _fc_model_tracker() -> tuple[type, Callable[..., Any]]:
+    from .model_fc import ModelSiamFCTracker
+    return TrackerConfig, ModelSiamFCTracker
+
+
+def _rpn_model_tracker() -> tuple[type, Callable[..., Any]]:
+    from .rpn import RPNTracker, RPNTrackerConfig
+    return RPNTrackerConfig, RPNTracker
+
+
+def _nano_model_tracker() -> tuple[type, Callable[..., Any]]:
+    from .nano import NanoTracker, NanoTrackerConfig
+    return NanoTrackerConfig, NanoTracker
+
+
+# What a config-built model's ``tracker`` names (models.siamese.TRACKERS): its options' dataclass and
+# its tracker class, ``Tracker(model, cfg, name=...)``. Imported when asked for, as the kinds are.
+MODEL_TRACKERS: Registry[Callable[[], tuple[type, Callable[..., Any]]]] = Registry("model tracker")
+MODEL_TRACKERS.add("siamfc", _fc_model_tracker)
+MODEL_TRACKERS.add("rpn", _rpn_model_tracker)
+MODEL_TRACKERS.add("nano", _nano_model_tracker)
+
+
 def _model_tracker(spec: TrackerSpec, build: bool) -> Any:
     """The tracker its model's config names, with tracking options from the config's ``track``
     section (or the checkpoint's), overridden by the spec's."""
     from ..config import from_dict, load_yaml
     from ..models.model_io import load_model
     from ..models.siamese import ModelConfig
-    from .model_fc import ModelSiamFCTracker
-    from .rpn import RPNTracker, RPNTrackerConfig
 
     config, weights = model_source(spec)
     if spec.backend not in ("fp32", "auto"):
@@ -219,11 +240,9 @@ def _model_tracker(spec: TrackerSpec, build: bool) -> Any:
     track.update(spec.options)
     model = loaded.model
     name = spec.name or model.cfg.name
-    if model.cfg.tracker == "rpn":
-        cfg = from_dict(RPNTrackerConfig, track, f"{name} track")
-        return RPNTracker(model, cfg, name=name) if build else cfg
-    cfg = from_dict(TrackerConfig, track, f"{name} track")
-    return ModelSiamFCTracker(model, cfg, name=name) if build else cfg
+    config_type, tracker = MODEL_TRACKERS.get(model.cfg.tracker)()
+    cfg = from_dict(config_type, track, f"{name} track")
+    return tracker(model, cfg, name=name) if build else cfg
 
 
 def _model(spec: TrackerSpec) -> Any:

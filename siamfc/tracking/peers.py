@@ -30,6 +30,7 @@ class Peer:
     name: str
     default: tuple[str, ...]          # file names under PEERS_DIR
     create: Callable[[tuple[str, ...]], Any]
+    exported: tuple[str, ...] = ()    # the names our export writes, also looked for in a folder
 
 
 def _nano(files: tuple[str, ...]) -> Any:
@@ -46,7 +47,7 @@ def _vit(files: tuple[str, ...]) -> Any:
 
 PEERS = {
     "nanotrack": Peer("NanoTrackV2", ("nanotrackv2/nanotrack_backbone_sim.onnx", "nanotrackv2/nanotrack_head_sim.onnx"),
-                      _nano),
+                      _nano, ("backbone.onnx", "head.onnx")),
     "vittrack": Peer("VitTrack", ("vittrack/object_tracking_vittrack_2023sep.onnx",), _vit),
 }
 
@@ -64,6 +65,9 @@ def peer_files(kind: str, arg: str | None) -> tuple[str, ...]:
         files = tuple(os.path.join(PEERS_DIR, f) for f in peer.default)
     elif os.path.isdir(arg):
         files = tuple(os.path.join(arg, os.path.basename(f)) for f in peer.default)
+        ours = tuple(os.path.join(arg, f) for f in peer.exported)
+        if ours and all(map(os.path.isfile, ours)) and not all(map(os.path.isfile, files)):
+            files = ours
     else:
         files = tuple(arg.split(","))
     if len(files) != len(peer.default):

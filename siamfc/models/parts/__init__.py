@@ -2,7 +2,7 @@
 
 Importing this package registers every part.
 """
-from . import alexnet, dwrpn, heads, necks, resnet, siamdw, uprpn, vgg  # noqa: F401  (registration)
+from . import alexnet, dwrpn, heads, mobilenetv3, nanohead, necks, resnet, siamdw, uprpn, vgg  # noqa: F401
 from .registry import BACKBONES, HEADS, NECKS
 
 __all__ = ["BACKBONES", "HEADS", "NECKS"]
