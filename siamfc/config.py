@@ -171,6 +171,10 @@ def from_dict(cls: type[T], values: dict[str, Any] | None, where: str = "") -> T
                                                       f"got {_describe(value)}")
             value = [from_dict(target, v, f"{_join(where, name)}[{i}]") for i, v in enumerate(value)]
         elif target is not None and isinstance(value, dict):
+            # a partial section overrides the field's own default (a recipe), not the bare class's
+            base = _default(fields[name])
+            if dataclasses.is_dataclass(base):
+                value = _overlay(dataclasses.asdict(base), value)
             value = from_dict(target, value, _join(where, name))
         kind = fields[name].metadata.get("path")
         if kind and isinstance(value, str) and value:
@@ -182,6 +186,20 @@ def from_dict(cls: type[T], values: dict[str, Any] | None, where: str = "") -> T
         return cls(**kwargs)
     except ConfigError as e:
         raise _requalify(e, where, cls) from None
+
+
+def _default(f: dataclasses.Field) -> Any:
+    if f.default_factory is not dataclasses.MISSING:   # type: ignore[misc]
+        return f.default_factory()   # type: ignore[misc]
+    return None if f.default is dataclasses.MISSING else f.default
+
+
+def _overlay(base: dict[str, Any], values: dict[str, Any]) -> dict[str, Any]:
+    """``values`` over ``base``, section by section."""
+    out = dict(base)
+    for k, v in values.items():
+        out[k] = _overlay(base[k], v) if isinstance(v, dict) and isinstance(base.get(k), dict) else v
+    return out
 
 
 def load_yaml(path: str | os.PathLike) -> dict[str, Any]:

@@ -65,6 +65,19 @@ def summary_text(r: dict[str, Any]) -> str:
             f"{r['teacher_fps']:.0f} -> {r['slim_fps']:.0f}; pipeline {r['elapsed_s'] / 60:.1f} min")
 
 
+def previous_recipe_lines(a: dict[str, Any]) -> list[str]:
+    """What this run's recipe kept against a previous one's measured run."""
+    if not a:
+        return []
+    p = a["previous"]
+    text = (f"Against the previous recipe ({p.get('recipe', 'not named')}; {p.get('measured', 'source not given')}): "
+            f"slim AO {a['slim_ao']:.3f} against {p['slim_ao']:.3f} ({a['slim_ao_change']:+.3f})"
+            if "slim_ao_change" in a else f"Against the previous recipe ({p.get('recipe', 'not named')})")
+    if "compress_speedup" in a:
+        text += f", compression {a['compress_s']:.0f} s against {p['compress_s']:.0f} s ({a['compress_speedup']:.1f}x faster)"
+    return [text + ".", ""]
+
+
 def render_markdown(r: dict[str, Any]) -> str:
     names = r["names"]
     tw, sw = "/".join(map(str, r["teacher_widths"])), "/".join(map(str, r["slim_widths"]))
@@ -73,6 +86,7 @@ def render_markdown(r: dict[str, Any]) -> str:
          + (f"The teacher trained in {r['training_precision']['precision']}: "
             f"{r['training_precision']['reason']}." if r.get("training_precision") else ""),
          f"Pipeline wall time {r['elapsed_s'] / 60:.1f} min (setup excluded).", "",
+         *previous_recipe_lines(r.get("against_previous_recipe") or {}),
          f"**{summary_text(r).splitlines()[0]}**", "",
          "## Compression", "",
          "| model | widths | params | MB | GFLOPs (255x255) | CPU FPS (fp32, end to end) |",

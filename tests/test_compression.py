@@ -11,6 +11,7 @@ from siamfc.data.crop import crop_dataset
 from siamfc.errors import InputError
 from siamfc.data.synthetic import SynthConfig, make_dataset
 from siamfc.models.checkpoint import build_net, load_checkpoint, save_checkpoint
+from siamfc.training.distill import LossWeights
 from siamfc.training.trainer import TrainConfig, Trainer
 
 
@@ -29,8 +30,9 @@ def tiny_cfg(data: Path, transition: str = "inherit") -> CompressConfig:
     step.pairs.pairs_per_seq = 1
     fine = TrainConfig(epochs=1, batch_size=2, num_workers=0, precision="fp32", initial_lr=1e-3)
     fine.pairs.pairs_per_seq = 1
-    cfg = CompressConfig(rates=[0.5] * 5, transition=transition, candidates=2, sample_images=4,
-                         step=step, finetune=fine, last_step=2)
+    # the labelled-pairs path with trained steps (the recipe's random-region bank is tested in test_real_job)
+    cfg = CompressConfig(rates=[0.5] * 5, transition=transition, candidates=2, sample_images=4, grouping="conv",
+                         squeeze="pca", data="pairs", loss=LossWeights(), step=step, finetune=fine, last_step=2)
     cfg.select.root, cfg.select.workers = str(data), 1
     return cfg
 

@@ -14,11 +14,10 @@ TINY = """
 pipeline: {{out: {out}, select_seqs: 2, select_frames: 4, eval_workers: 1, fps_frames: 6, shared: {shared}}}
 data: {{train_seqs: 3, val_seqs: 3, frames: 12, val_frames: 4, workers: 1}}
 train: {{epochs: 1, batch_size: 2, num_workers: 0, pairs: {{pairs_per_seq: 1}}}}
-compress:
-  candidates: 1
+compress:                 # the default recipe (closed-form steps, distilled fine-tunes) at a tiny budget
   sample_images: 4
-  step: {{epochs: 1, batch_size: 2, num_workers: 0, pairs: {{pairs_per_seq: 1}}}}
-  finetune: {{epochs: 1, batch_size: 2, num_workers: 0, initial_lr: 1.0e-3, pairs: {{pairs_per_seq: 1}}}}
+  frames: {{pairs: 8}}
+  finetune: {{epochs: 1, batch_size: 2}}
   select: {{workers: 1}}
 """
 
@@ -29,7 +28,7 @@ def run_pipeline(cfg: Path) -> subprocess.CompletedProcess:
 
 
 def test_tiny_pipeline_killed_in_compression_resumes_there_reports_and_reruns_nothing(tmp_path, monkeypatch):
-    """One tiny run for three properties (the run is the slow part): killed in the 6th compression phase, it
+    """One tiny run for three properties (the run is the slow part): killed in the 3rd fine-tune (phase 6), it
     resumes there; the finished run's report is whole; a re-run from the command line recomputes nothing."""
     from siamfc.jobs.quickstart import Pipeline, load_config
     from siamfc.training.trainer import Trainer
@@ -45,7 +44,7 @@ def test_tiny_pipeline_killed_in_compression_resumes_there_reports_and_reruns_no
 
     def counting(self, epoch):
         calls.append(os.path.basename(self.out_dir))
-        if len(calls) == 1 + 6 and not killed:     # the teacher's epoch, then the 6th phase
+        if len(calls) == 1 + 3 and not killed:     # the teacher's epoch, then the 3rd fine-tune (steps only fit)
             killed.append(True)
             raise Killed
         return real(self, epoch)
@@ -57,8 +56,8 @@ def test_tiny_pipeline_killed_in_compression_resumes_there_reports_and_reruns_no
     assert stages == ["crop", "data", "teacher"]
     calls.clear()
     Pipeline(load_config(str(cfg))).run(log=lambda _: None)
-    # the teacher and the 5 finished phases are not trained again; phase 6 onwards is
-    assert calls[0] == "06_finetune3" and len(calls) == 18 - 5
+    # the teacher and the 2 finished fine-tunes are not trained again; phase 6 onwards is
+    assert calls[0] == "06_finetune3" and len(calls) == 9 - 2
 
     report = json.loads((out / "report.json").read_text())
     for key in ("teacher_ao", "slim_ao", "identity_ao", "random_ao", "teacher_params", "slim_params",
@@ -69,7 +68,7 @@ def test_tiny_pipeline_killed_in_compression_resumes_there_reports_and_reruns_no
     assert 0 <= report["slim_ao"] <= 1 and report["elapsed_s"] > 0
     assert len(report["phases"]) == 18
     assert report["precision"] in ("fp32", "bf16") and report["layout"]["layout"] == "channels-last"
-    assert report["recipe"]["transition"] == "inherit" and report["recipe"]["step_epochs"] == 1
+    assert report["recipe"]["transition"] == "inherit" and report["recipe"]["step_epochs"] == 0
     check_baselines_gates_and_times(report)
     assert {v["backend"] for v in report["val"].values()} <= {"none", "fp32", "auto -> fp32", "auto -> bf16"} | {
         f"auto -> {b}" for b in ("compile", "compile-bf16", "onnxruntime", "onnxruntime-int8", "onnxruntime-int8-pct")}

@@ -39,6 +39,11 @@ from .transitions import (SQUEEZES, TARGETS, TRANSITIONS, carry_over, init_hourg
                           init_selection, output_projection, refine_narrowed)
 
 
+# Distillation from the teacher: Adam at a small lr, BN statistics kept (SiamFC_VID's are folded into identities).
+DISTILL = dict(batch_size=16, num_workers=0, optimizer="adam", weight_decay=0.0, initial_lr=5e-5, ultimate_lr=2e-5,
+               bn="frozen")
+
+
 @dataclass
 class SelectConfig(Config):
     """Where and how candidate checkpoints are scored."""
@@ -56,22 +61,29 @@ class SelectConfig(Config):
 
 @dataclass
 class CompressConfig(Config):
+    """One compression. The defaults are the recipe measured best on held-out real footage
+    (docs/training-and-compression.md, "Ablations"): closed-form steps aimed at the teacher's activations,
+    channel-selection squeezes grouped as the next conv, and fine-tunes alone training, by distillation
+    on random regions of the training frames. Configs set the data, the budget and the selection set;
+    the paper's own recipe is ``transition: fresh, grouping: conv, targets: previous, squeeze: pca,
+    data: pairs, loss: {track: 1}`` with trained steps."""
+
     rates: list[float] = param(factory=lambda: [0.3], gt=0, le=1)   # relative to the teacher: one, or one a layer
-    grouping: str = param("conv", choices=SQUEEZE_GROUPINGS)     # squeeze/combine groups: conv (paper) | aligned
+    grouping: str = param("aligned", choices=SQUEEZE_GROUPINGS)  # squeeze/combine groups: conv (paper) | aligned
     transition: str = param("inherit", choices=TRANSITIONS)      # even-step initialisation: fresh (paper) | inherit
     targets: str = param("teacher", choices=TARGETS)             # what the inherit fits reproduce
-    squeeze: str = param("pca", choices=SQUEEZES)                # inherit's odd steps: PCA hourglass | channel selection
-    loss: LossWeights = param(factory=LossWeights)               # tracking loss and the teacher's supervision
-    data: str = param("pairs", choices=("pairs", "frames"))      # training pairs: target-centred crops | random
+    squeeze: str = param("select", choices=SQUEEZES)             # inherit's odd steps: PCA hourglass | channel selection
+    loss: LossWeights = param(factory=lambda: LossWeights(track=0.0, response=1.0, features=1.0))
+    data: str = param("frames", choices=("pairs", "frames"))     # training pairs: target-centred crops | random
                                                                  # regions of the frames, teacher outputs cached
     frames: FramePairConfig = param(factory=FramePairConfig)
-    candidates: int = param(2, ge=1)                # newest epochs of a phase that compete for selection
+    candidates: int = param(1, ge=1)                # newest epochs of a phase that compete for selection
     init_candidate: bool = True                     # the phase's starting network (epoch 0) competes too
-    sample_images: int = param(32, ge=1)            # pairs (exemplar and search crop) the inherit fits read
+    sample_images: int = param(128, ge=1)           # pairs (exemplar and search crop) the inherit fits read
     refine_iters: int = param(0, ge=0)              # inherit: local refinement of each even step (0: off)
     refine_lr: float = param(1e-4, gt=0)
-    step: TrainConfig = param(factory=lambda: TrainConfig(epochs=50, initial_lr=1e-2, ultimate_lr=1e-4))
-    finetune: TrainConfig = param(factory=lambda: TrainConfig(epochs=10, initial_lr=1e-3, ultimate_lr=1e-5))
+    step: TrainConfig = param(factory=lambda: TrainConfig(epochs=0, **DISTILL))   # the fit alone
+    finetune: TrainConfig = param(factory=lambda: TrainConfig(epochs=2, guard=3.0, **DISTILL))
     select: SelectConfig = param(factory=SelectConfig)
     diagnose: DiagnoseConfig = param(factory=DiagnoseConfig)
     seed: int = param(0, ge=0)

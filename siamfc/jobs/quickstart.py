@@ -50,6 +50,9 @@ class PipelineConfig(Config):
     fps_frames: int = param(60, ge=1)          # frames timed for the CPU FPS column
     random_seeds: list[int] = param(factory=lambda: [0, 1, 2], ge=0)   # random-init baselines, one per seed
     real_weights: bool = True                  # also track the release weights on ../shared's real footage
+    # a measured run of another recipe (its slim AO and compress seconds, and where they come from),
+    # which the report sets this run's against
+    previous_recipe: dict = param(factory=dict)
 
 
 @dataclass
@@ -196,6 +199,8 @@ class Pipeline(StagedJob):
                        "reason": "train.channels_last: oneDNN runs NHWC convolutions without reordering"
                        if self.cfg.train.channels_last else "train.channels_last is off in the config"},
             "recipe": _recipe(self.cfg.compress),
+            "against_previous_recipe": _against(self.cfg.pipeline.previous_recipe, val["slim"]["ao"],
+                                                seconds.get("compress")),
             "names": {k: s.tracker_name for k, s in specs.items()},
             "teacher_ao": val["teacher"]["ao"], "slim_ao": val["slim"]["ao"],
             "identity_ao": val["identity"]["ao"], "random_ao": float(np.mean(list(random.values()))),
@@ -288,6 +293,18 @@ def _recipe(c: Any) -> dict[str, Any]:
     return {"transition": c.transition, "targets": c.targets, "squeeze": c.squeeze, "grouping": c.grouping,
             "loss": to_dict(c.loss), "data": c.data, "candidates": c.candidates,
             "init_candidate": c.init_candidate, "step_epochs": c.step.epochs, "finetune_epochs": c.finetune.epochs}
+
+
+def _against(previous: dict[str, Any], slim_ao: float, compress_s: float | None) -> dict[str, Any]:
+    """This run's slim AO and compression time beside a previous recipe's measured ones (empty if none given)."""
+    if not previous:
+        return {}
+    out = {"previous": previous, "slim_ao": slim_ao, "compress_s": compress_s}
+    if "slim_ao" in previous:
+        out["slim_ao_change"] = round(slim_ao - previous["slim_ao"], 4)
+    if "compress_s" in previous and compress_s:
+        out["compress_speedup"] = round(previous["compress_s"] / compress_s, 2)
+    return out
 
 
 def _brief(summary: dict[str, Any]) -> dict[str, Any]:
