@@ -29,7 +29,7 @@ def test_vot_toolkit_scores_our_tracker_above_a_static_one(tmp_path):
     ckpt = tmp_path / "slim.pth"
     save_checkpoint(ckpt, build_net((28, 76, 114, 114, 76)))
     seqs = []
-    for i in range(3):
+    for i in range(2):   # every tracker is a TraX process a sequence and anchor: two clips keep it short
         frames, boxes = moving_patch_clip(seed=i, n=30, step=(3.0 - i, 2.0 + i))
         seqs.append((f"clip{i}", frames, boxes))
     ws = tmp_path / "workspace"
@@ -58,7 +58,7 @@ def test_vot_toolkit_scores_our_tracker_above_a_static_one(tmp_path):
                       for p in glob.glob(str(ws / "results" / name / "baseline" / "*" / "*.bin")))
 
     for name in models:   # each model ran every sequence from every anchor, as ours did, and was scored
-        assert runs(name) == runs("fdsiamfc") and len(runs(name)) >= 3, name
+        assert runs(name) == runs("fdsiamfc") and len(runs(name)) >= 2, name
         assert 0 <= scores[name]["accuracy"] <= 1, scores
     assert not glob.glob(str(ws / "logs" / "*.log")) or all(
         "Traceback" not in Path(p).read_text() for p in glob.glob(str(ws / "logs" / "*.log")))

@@ -22,6 +22,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "export-onnx": ("export_onnx", "export a backbone or a config-built model to ONNX, checked"),
     "model-info": ("model_info", "parameters, GFLOPs and output shapes of a model config"),
     "ablate-real": ("ablate_real", "the real-footage compression ablations"),
+    "nanotrack-sweep": ("nanotrack_sweep", "NanoTrack v2 cut by closed-form FD, AUC against fps in cv2.TrackerNano"),
 }
 
 

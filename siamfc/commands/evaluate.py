@@ -42,7 +42,8 @@ def main() -> None:
     # has options of its own, which SiamFC's defaults would break).
     track = (load_yaml(args.config).get("track") or {}) if args.config else {}
     spec = TrackerSpec.parse(args.checkpoint, backend=args.backend, options=dict(track), name=args.name)
-    if track and TRACKERS.get(spec.kind).siamfc_options and not is_model_checkpoint(spec.checkpoint or ""):
+    model = bool(spec.checkpoint) and spec.kind == "siamfc" and is_model_checkpoint(spec.checkpoint)
+    if track and TRACKERS.get(spec.kind).siamfc_options and not model:
         from_dict(TrackerConfig, track, f"{args.config}:track")   # a bad value names the file
     summary = evaluate(spec, args.benchmark, args.root, args.out, args.workers, args.sequences,
                        segment=args.segment, tails=args.tails)

@@ -6,6 +6,8 @@
 * ``zoo``: the SiameseX models trained on the synthetic data within one CPU budget each;
 * ``fd_model``: FD on a trained config-built model with a plain-chain backbone (SiamVGG);
 * ``selection``: whether a selection set ranks known networks as the test set does, and how finely.
+
+``nano_sweep`` (NanoTrack v2's FD cuts against fps) is run by ``fdsiamfc nanotrack-sweep``, not by a config.
 """
 from __future__ import annotations
 

@@ -45,9 +45,17 @@ def _change(r: np.ndarray) -> np.ndarray:
     return np.maximum(r, 1 / r)
 
 
-def _context_side(w: float, h: float, context: float = 0.5) -> Any:
+def context_side(w: float, h: float, context: float = 0.5) -> Any:
+    """The exemplar square's side for a ``w`` x ``h`` target: ``sqrt((w + p)(h + p))``, p = context (w + h)."""
     pad = (w + h) * context
     return np.sqrt((w + pad) * (h + pad))
+
+
+def nano_crop(img: np.ndarray, centre: np.ndarray, side: int, out_size: int) -> np.ndarray:
+    """The square ``[int(c) - (side + 1) // 2, + side)`` on each axis of the ``(x, y)`` centre, as
+    ``TrackerNano`` cuts it: padded with the frame's mean colour, resized to ``out_size``."""
+    lo = np.array([int(centre[1]), int(centre[0])]) - (side + 1) // 2
+    return crop_region(img, lo + (side - 1) / 2, side, out_size, fill_color(img))
 
 
 class NanoTracker(Tracker):
@@ -80,9 +88,7 @@ class NanoTracker(Tracker):
         self.last_score = 0.0
 
     def _crop(self, img: np.ndarray, side: int, out_size: int) -> torch.Tensor:
-        # the square [int(c) - (side + 1) // 2, + side) on each axis, as geometry.square cuts it
-        lo = np.array([int(self.pos[1]), int(self.pos[0])]) - (side + 1) // 2
-        crop = crop_region(img, lo + (side - 1) / 2, side, out_size, fill_color(img))
+        crop = nano_crop(img, self.pos, side, out_size)
         batch = torch.from_numpy(crop).to(self.device).permute(2, 0, 1)[None].float()
         return self.model.normalise(batch)
 
@@ -101,14 +107,14 @@ class NanoTracker(Tracker):
         x, y, w, h = (float(v) for v in box)
         self.pos = np.array([x - 1 + w / 2, y - 1 + h / 2])   # 1-based box -> pixel-edge centre
         self.size = np.array([w, h])
-        side = int(_context_side(w, h, self.cfg.context))
+        side = int(context_side(w, h, self.cfg.context))
         with torch.no_grad():
             self.kernel = self.model.head.prepare(self.model.embed(self._crop(img, side, self.exemplar_sz)))
 
     def update(self, image: Any) -> np.ndarray:
         img = np.asarray(image)
         cfg = self.cfg
-        sz = float(_context_side(*self.size, cfg.context))
+        sz = float(context_side(*self.size, cfg.context))
         scale_z = self.exemplar_sz / sz
         with torch.no_grad():
             crop = self._crop(img, int(sz * self.instance_sz / self.exemplar_sz), self.instance_sz)
@@ -124,7 +130,7 @@ class NanoTracker(Tracker):
         bw, bh = x2y2 - x1y1
 
         w, h = self.size * scale_z
-        s_c = _change(_context_side(bw, bh) / _context_side(w, h))   # context 0.5 whatever the crops'
+        s_c = _change(context_side(bw, bh) / context_side(w, h))   # context 0.5 whatever the crops'
         r_c = _change((w / h) / (bw / bh))
         penalty = np.exp(-(r_c * s_c - 1) * cfg.penalty_k)
         pscore = penalty * score * (1 - cfg.window_influence) + window * cfg.window_influence

@@ -1,0 +1,171 @@
+"""Closed-form FD cuts of NanoTrack v2 (siamfc/compression/nano_*.py): couplings from torch-pruning's graph,
+channel choice and refit aimed at the teacher, and the cut pair inside cv2.TrackerNano. The tests with
+SiamTrackers' weights skip, saying why, without ../shared/peers. Inputs are tiny: eight calibration pairs cut
+from a synthetic clip, one thread (a second only waits on batches this small)."""
+from __future__ import annotations
+
+import copy
+
+import numpy as np
+import pytest
+import torch
+
+from conftest import REPO, SHARED, moving_patch_clip, need_shared, write_otb_sequence
+from siamfc.compression.least_squares import greedy_keep
+from siamfc.compression.nano_calibration import tracking_pairs
+from siamfc.compression.nano_fit import distill_nano, kept_channels
+from siamfc.compression.nano_widths import dependency_graph, internal_widths, narrow
+from siamfc.data.sequences import otb_folder_sequence
+from siamfc.errors import InputError
+from siamfc.jobs.nano_sweep import Sweep, run_sweep
+from siamfc.models.model_io import load_model
+from siamfc.models.parts.mobilenetv3 import SqueezeExcite
+from siamfc.tracking.ops import torch_threads
+
+CONFIG = REPO / "configs" / "nanotrack" / "NanoTrackV2.yaml"
+PEERS = SHARED / "peers"
+WEIGHTS = PEERS / "nanotrackv2" / "nanotrackv2.pth"
+
+
+def relative(got: torch.Tensor, want: torch.Tensor) -> float:
+    return float((got - want).abs().max() / want.abs().max())
+
+
+def random_pair(seed: int = 1) -> tuple[torch.Tensor, torch.Tensor]:
+    gen = torch.Generator().manual_seed(seed)
+    return torch.rand(1, 3, 127, 127, generator=gen) * 255, torch.rand(1, 3, 255, 255, generator=gen) * 255
+
+
+# ---------------------------------------------------------------- no ../shared needed
+
+def test_kept_channels_round_to_multiples_of_eight_and_keep_all_at_one():
+    assert [kept_channels(72, r) for r in (1.0, 0.75, 0.5, 0.35, 0.01)] == [72, 56, 40, 24, 8]
+    assert kept_channels(240, 0.5) == 120 and kept_channels(8, 0.3) == 8
+
+
+def test_greedy_selection_finds_the_channels_the_target_is_made_of():
+    rng = np.random.default_rng(0)
+    x = torch.from_numpy(rng.normal(size=(500, 6)))
+    t = 2 * x[:, 1:2] - x[:, 4:5] + 0.5
+    phi = torch.cat([x, torch.ones(500, 1, dtype=x.dtype)], 1)
+    assert greedy_keep(phi.T @ phi, phi.T @ t, 2).tolist() == [1, 4]
+
+
+def test_the_sweep_refuses_to_calibrate_on_the_scored_sequences(tmp_path):
+    (tmp_path / "a").mkdir()
+    (tmp_path / "splits.json").write_text('{"train": ["a"], "val": ["a"]}')
+    with pytest.raises(InputError, match="rates"):
+        run_sweep(Sweep(out=str(tmp_path / "out"), rates=(0.0,), root=str(tmp_path)))
+    with pytest.raises(InputError, match="no sequence list 'test'"):
+        run_sweep(Sweep(out=str(tmp_path / "out"), root=str(tmp_path), split="test"))
+    with pytest.raises(InputError, match="calibrating on the sequences the sweep scores"):
+        run_sweep(Sweep(out=str(tmp_path / "out"), root=str(tmp_path), sequences=("a",),
+                        calibration=(f"folder:{tmp_path}:train",)))
+
+
+# ---------------------------------------------------------------- SiamTrackers' weights
+
+@pytest.fixture(scope="module")
+def one_thread():
+    with torch_threads(1):
+        yield
+
+
+@pytest.fixture(scope="module")
+def teacher(one_thread):
+    need_shared(PEERS, WEIGHTS)
+    return load_model(WEIGHTS, CONFIG).model.eval()
+
+
+@pytest.fixture(scope="module")
+def crops(tmp_path_factory) -> tuple[np.ndarray, np.ndarray]:
+    frames, boxes = moving_patch_clip(seed=3, n=12)
+    seq = otb_folder_sequence(str(write_otb_sequence(tmp_path_factory.mktemp("clip"), "patch", frames, boxes)))
+    return tracking_pairs([seq], 8, seed=0)
+
+
+@pytest.fixture(scope="module")
+def cut(teacher, crops):
+    return distill_nano(teacher, 0.5, *crops, progress=False)
+
+
+def test_keeping_every_channel_gives_back_the_teacher(teacher, crops):
+    student, fits = distill_nano(teacher, 1.0, *crops, progress=False)
+    assert len(fits) == 19 and all(f.kept == f.size for f in fits)
+    z, x = random_pair()
+    with torch.no_grad():
+        want, got = teacher(z, x), student(z, x)
+    assert relative(got["cls"], want["cls"]) < 1e-4 and relative(got["loc"], want["loc"]) < 1e-4
+
+
+def test_the_cut_keeps_coupled_widths_equal_and_runs_at_both_crop_sizes(cut, teacher):
+    student, fits = cut
+    kept = {f.producer: f.kept for f in fits}
+    assert all(f.kept == kept_channels(f.size, 0.5) < f.size for f in fits)
+    for i in range(2, 9):
+        conv, old = student.backbone.features[i].conv, teacher.backbone.features[i].conv
+        k = kept[f"backbone.features.{i}.conv.0"]
+        assert conv[0].out_channels == conv[1].num_features == conv[3].groups == conv[3].out_channels == k
+        assert conv[4].num_features == conv[7].in_channels == k
+        assert conv[0].in_channels == old[0].in_channels and conv[7].out_channels == old[7].out_channels
+        if isinstance(conv[5], SqueezeExcite):
+            fc = conv[5].fc
+            assert fc[0].in_features == fc[2].out_features == k and fc[0].out_features == old[5].fc[0].out_features
+    for branch in ("cls", "loc"):
+        tower = getattr(student.head, f"{branch}_tower")
+        assert tower[0].out_channels == tower[1].in_channels == 64   # the correlation's channels stay
+        for j in range(6):
+            k = kept[f"head.{branch}_tower.{4 * j + 1}"]
+            reader = tower[4 * j + 5] if j < 5 else getattr(student.head, f"{branch}_pred")
+            assert tower[4 * j + 1].out_channels == tower[4 * j + 2].num_features == reader.in_channels == k
+            if j < 5:
+                assert tower[4 * j + 4].groups == tower[4 * j + 4].out_channels == k
+    z, x = random_pair()
+    with torch.no_grad():
+        fz, fx = student.embed(z), student.embed(x)
+        out = student.head.respond(student.head.prepare(fz), fx)
+    assert fz.shape == (1, 48, 8, 8) and fx.shape == (1, 48, 16, 16)
+    assert out["cls"].shape == (1, 2, 16, 16) and out["loc"].shape == (1, 4, 16, 16)
+
+
+def test_the_refit_brings_every_block_and_the_head_closer_to_the_teacher_than_the_cut_alone(cut, teacher, crops):
+    student, fits = cut
+    plain = copy.deepcopy(teacher)
+    graph = dependency_graph(plain)
+    keep = {f.producer: torch.tensor(f.keep) for f in fits}
+    for w in internal_widths(plain, graph):
+        if w.producer in keep:
+            narrow(graph, plain, w, keep[w.producer])
+    z = student.normalise(torch.from_numpy(crops[0]).permute(0, 3, 1, 2).float())
+    x = student.normalise(torch.from_numpy(crops[1]).permute(0, 3, 1, 2).float())
+
+    def blocks(net: torch.nn.Module) -> list[torch.Tensor]:
+        out, h = [], x
+        for block in net.backbone.features:
+            h = block(h)
+            out.append(h)
+        return out + [net(z, x)["cls"], net(z, x)["loc"]]
+
+    with torch.no_grad():
+        want, fitted, dropped = blocks(teacher), blocks(student), blocks(plain)
+    for i in [*range(2, 9), 9, 10]:   # the seven cut blocks, then cls and loc
+        assert (fitted[i] - want[i]).norm() < 0.8 * (dropped[i] - want[i]).norm(), i
+
+
+def test_the_cut_pair_exports_and_tracks_a_clip_inside_cv2_trackernano(cut, tmp_path):
+    pytest.importorskip("onnx")
+    pytest.importorskip("onnxruntime")
+    from siamfc.deploy.nano_onnx import export_nano
+    from siamfc.tracking.factory import TrackerSpec, build_tracker
+
+    done = export_nano(cut[0], str(tmp_path))
+    assert max(done.worst.values()) < 1e-4, done.worst
+    tracker = build_tracker(TrackerSpec.parse(f"nanotrack:{tmp_path}"))
+    assert tracker.files == (done.paths["backbone"], done.paths["head"])
+    frames, boxes = moving_patch_clip(seed=1, n=20)
+    tracker.init(frames[0], boxes[0])
+    got = np.array([boxes[0]] + [tracker.update(f) for f in frames[1:]])
+    lo, hi = np.maximum(got[:, :2], boxes[:, :2]), np.minimum(got[:, :2] + got[:, 2:], boxes[:, :2] + boxes[:, 2:])
+    inter = np.prod(np.clip(hi - lo, 0, None), axis=1)
+    iou = inter / (np.prod(got[:, 2:], axis=1) + np.prod(boxes[:, 2:], axis=1) - inter)
+    assert iou.mean() > 0.5, iou
