@@ -37,6 +37,25 @@ def test_the_timed_choice_is_cached_per_machine_and_shape(monkeypatch, tmp_path)
     assert len(calls) == 4   # another shape is timed afresh
 
 
+def test_a_close_race_is_not_cached_and_runs_again(monkeypatch, tmp_path):
+    monkeypatch.setattr(prec, "CACHE_DIR", str(tmp_path))
+    monkeypatch.setattr(prec, "_close", {})   # this test's races stay out of the other tests' process
+    calls = []
+
+    def timer(net, p):
+        calls.append(p)
+        return {"fp32": 1.0, "bf16": 1.1}[p]   # 1.1x: within the noise of a shared machine
+
+    net = build_net((8, 16, 16, 16, 8))
+    first = prec.cpu_choice(net, timer, native_bf16=True)
+    assert first.precision == "fp32" and "not cached" in first.reason
+    prec.cpu_choice(net, timer, native_bf16=True)
+    assert calls == ["fp32", "bf16"]   # this process keeps it ...
+    prec._close.clear()                # ... a new process times it again
+    prec.cpu_choice(net, timer, native_bf16=True)
+    assert calls == ["fp32", "bf16", "fp32", "bf16"]
+
+
 def test_an_isa_cap_rules_out_bf16(monkeypatch):
     monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", "AVX2")
     assert prec.choose_precision("auto", torch.device("cpu"), build_net((8, 16, 16, 16, 8))).precision == "fp32"
