@@ -296,13 +296,10 @@ def run(out: str, threads: int = 2, backends: tuple[str, ...] = BACKENDS[:-1],
     for spec in extra:   # each on the backend ``auto`` picks for it, as tools/evaluate.py --backend auto would
         with torch_threads(threads):
             spec, why = resolve_backend(spec)
-        s = evaluate(spec, "folder", root, os.path.join(out, "runs"), workers=1, threads=threads, only=sequences,
-                     summary_file=f"summary_{spec.tracker_name}.json")
         size = tracker_size(spec)
-        rows.append(Row(spec.tracker_name, backend_label(spec, "auto"), size.get("params"), size.get("mb"),
-                        size.get("gflops"), None, None, round(s["fps"], 1), round(s["mean_auc"], 4),
-                        round(s["mean_precision"], 4)))
-        print(f"{spec.tracker_name:12s} fps {s['fps']:7.1f}  AUC {s['mean_auc']:.4f}  ({backend_label(spec, 'auto')}: {why})")
+        rows.append(scored_row(spec, spec.tracker_name, backend_label(spec, "auto"), root, out, threads, sequences,
+                               size.get("params"), size.get("mb"), size.get("gflops")))
+        print(f"{spec.tracker_name:12s} fps {rows[-1].fps:7.1f}  AUC {rows[-1].auc:.4f}  ({rows[-1].backend}: {why})")
     for kind in PEERS:
         peer = peer_row(kind, os.path.join(shared, "peers") if shared else PEERS_DIR, root, out, threads, sequences)
         if peer is None:
@@ -310,11 +307,9 @@ def run(out: str, threads: int = 2, backends: tuple[str, ...] = BACKENDS[:-1],
         rows.append(peer)
         print(f"{peer.tracker:12s} fps {peer.fps:7.1f}  AUC {peer.auc:.4f}  (OpenCV {cv2.__version__})")
     for cv_name in opencv_available():
-        s = evaluate(TrackerSpec("opencv", cv_name), "folder", root, os.path.join(out, "runs"), workers=1,
-                     threads=threads, only=sequences, summary_file=f"summary_opencv-{cv_name}.json")
-        rows.append(Row(f"OpenCV {cv_name}", "opencv", None, None, None, None, None, round(s["fps"], 1),
-                        round(s["mean_auc"], 4), round(s["mean_precision"], 4)))
-        print(f"OpenCV {cv_name:5s} fps {s['fps']:7.1f}  AUC {s['mean_auc']:.4f}")
+        rows.append(scored_row(TrackerSpec("opencv", cv_name), f"OpenCV {cv_name}", "opencv", root, out, threads,
+                               sequences))
+        print(f"OpenCV {cv_name:5s} fps {rows[-1].fps:7.1f}  AUC {rows[-1].auc:.4f}")
     # Measured again at the end: a VM's neighbours can depress one reading, and a peak
     # read low would overstate every row's share of it.
     peaks = {p: max(v, gemm_peak(p)) for p, v in peaks.items()}
@@ -338,11 +333,19 @@ def peer_row(kind: str, peers: str, root: str, out: str, threads: int, sequences
         print(f"skipped {PEERS[kind].name}: {e}")
         return None
     spec = TrackerSpec(kind, arg)
-    s = evaluate(spec, "folder", root, os.path.join(out, "runs"), workers=1, threads=threads, only=sequences,
-                 summary_file=f"summary_{spec.tracker_name}.json")
     mb = sum(os.path.getsize(f) for f in files) / 2 ** 20
-    return Row(spec.tracker_name, "opencv-dnn", onnx_parameters(files), round(mb, 3), None, None, None,
-               round(s["fps"], 1), round(s["mean_auc"], 4), round(s["mean_precision"], 4))
+    return scored_row(spec, spec.tracker_name, "opencv-dnn", root, out, threads, sequences,
+                      onnx_parameters(files), round(mb, 3))
+
+
+def scored_row(spec: TrackerSpec, label: str, backend: str, root: str, out: str, threads: int,
+               sequences: list[str] | None, params: int | None = None, mb: float | None = None,
+               gflops: float | None = None) -> Row:
+    """A row for a tracker we do not time part by part: tracked on the benchmark's frames, sized as given."""
+    s = evaluate(spec, "folder", root, os.path.join(out, "runs"), workers=1, threads=threads, only=sequences,
+                 summary_file=f"summary_{label.replace(' ', '-')}.json")
+    return Row(label, backend, params, mb, gflops, None, None, round(s["fps"], 1), round(s["mean_auc"], 4),
+               round(s["mean_precision"], 4))
 
 
 def markdown(result: dict[str, Any]) -> str:
