@@ -5,8 +5,9 @@ import os
 import torch
 
 from siamfc.compression.diagnosis import aligned_error, diagnose, plot_diagnosis, response_correlation
-from siamfc.compression.transitions import (Moments, carry_over, init_hourglass, init_narrowed,
-                                            output_projection)
+from siamfc.compression.fit_moments import Moments
+from siamfc.compression.squeezes import init_hourglass, output_projection
+from siamfc.compression.transitions import carry_over, init_narrowed
 from siamfc.models.backbone import FULL_WIDTHS, alexnet_layers
 from siamfc.models.fd import FDChain, FDPlan
 from siamfc.models.net import SiamNet
@@ -133,7 +134,7 @@ def test_a_selection_squeeze_keeps_whole_channels_and_their_bn():
     """The selection keeps sC channels, evenly from conv2's two groups; the even step then
     keeps the kept channels' own BN, and the refitted conv2 reproduces the teacher's
     conv2 about as well as the greedy criterion promised."""
-    from siamfc.compression.transitions import init_selection, selected_channels
+    from siamfc.compression.squeezes import init_selection, selected_channels
 
     torch.manual_seed(0)
     sample = [torch.rand(6, 3, 127, 127) * 255]

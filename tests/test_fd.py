@@ -2,7 +2,8 @@
 import pytest
 import torch
 
-from siamfc.compression.transitions import carry_over, init_hourglass, init_narrowed
+from siamfc.compression.squeezes import init_hourglass
+from siamfc.compression.transitions import carry_over, init_narrowed
 from siamfc.models.backbone import FULL_WIDTHS, AlexNet, alexnet_layers, widths_from_rates
 from siamfc.models.checkpoint import build_net
 from siamfc.models.fd import FDChain, FDPlan

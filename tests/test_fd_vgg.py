@@ -6,7 +6,8 @@ import torch
 
 from conftest import REPO
 from siamfc.compression.transform import TOLERANCE, check_fold, fold_checkpoint
-from siamfc.compression.transitions import carry_over, init_hourglass, init_narrowed, init_selection
+from siamfc.compression.squeezes import init_hourglass, init_selection
+from siamfc.compression.transitions import carry_over, init_narrowed
 from siamfc.errors import InputError
 from siamfc.models.as_chain import as_chain, save_as_chain
 from siamfc.models.backbone import init_weights

@@ -14,10 +14,13 @@ from conftest import REPO, SHARED, moving_patch_clip, need_shared, write_otb_seq
 from siamfc.compression.least_squares import greedy_keep
 from siamfc.compression.nano_calibration import tracking_pairs
 from siamfc.compression.nano_fit import distill_nano, kept_channels
-from siamfc.compression.nano_widths import dependency_graph, internal_widths, narrow
+from siamfc.compression.nano_finetune import FinetuneConfig, distill_loss, finetune, heldout_loss
+from siamfc.compression.nano_widths import cut_like, dependency_graph, internal_widths, narrow
+from siamfc.config import ConfigError
 from siamfc.data.sequences import otb_folder_sequence
 from siamfc.errors import InputError
 from siamfc.jobs.nano_sweep import Sweep, run_sweep
+from siamfc.jobs.nanotrack import make_job
 from siamfc.models.model_io import load_model
 from siamfc.models.parts.mobilenetv3 import SqueezeExcite
 from siamfc.tracking.ops import torch_threads
@@ -61,6 +64,17 @@ def test_the_sweep_refuses_to_calibrate_on_the_scored_sequences(tmp_path):
     with pytest.raises(InputError, match="calibrating on the sequences the sweep scores"):
         run_sweep(Sweep(out=str(tmp_path / "out"), root=str(tmp_path), sequences=("a",),
                         calibration=(f"folder:{tmp_path}:train",)))
+
+
+def test_the_nanotrack_job_checks_its_sets_before_any_work(tmp_path):
+    with pytest.raises(ConfigError, match="nanotrack.selection"):
+        make_job("c.yaml", {"job": "nanotrack", "nanotrack": {"selection": "folder"}})
+    (tmp_path / "splits.json").write_text('{"train": ["a", "b"], "val": ["b"]}')
+    job = make_job("c.yaml", {"job": "nanotrack", "nanotrack": {
+        "out": str(tmp_path / "out"), "training": [f"folder:{tmp_path}:train"], "selection": f"folder:{tmp_path}:val"}})
+    with pytest.raises(InputError, match="holds selection sequences"):
+        job.loaded()
+    assert not (tmp_path / "out").exists()
 
 
 # ---------------------------------------------------------------- SiamTrackers' weights
@@ -169,3 +183,30 @@ def test_the_cut_pair_exports_and_tracks_a_clip_inside_cv2_trackernano(cut, tmp_
     inter = np.prod(np.clip(hi - lo, 0, None), axis=1)
     iou = inter / (np.prod(got[:, 2:], axis=1) + np.prod(boxes[:, 2:], axis=1) - inter)
     assert iou.mean() > 0.5, iou
+
+
+def test_a_saved_cut_is_rebuilt_exactly_from_its_kept_channels(cut, teacher):
+    student, fits = cut
+    rebuilt = cut_like(teacher, {f.producer: f.keep for f in fits})
+    rebuilt.load_state_dict(student.state_dict())
+    z, x = random_pair(2)
+    with torch.no_grad():
+        want, got = student(z, x), rebuilt(z, x)
+    assert relative(got["cls"], want["cls"]) < 1e-6 and relative(got["loc"], want["loc"]) < 1e-6
+
+
+def test_distillation_lowers_the_held_out_loss_keeps_the_best_epoch_and_resumes(cut, teacher, crops, tmp_path):
+    cfg = FinetuneConfig(epochs=1, pairs=16, batch=4, lr=3e-4, flip=0.0, photometric=0.0)
+    with torch.no_grad():
+        z = torch.from_numpy(crops[0][:2]).permute(0, 3, 1, 2).float()
+        x = torch.from_numpy(crops[1][:2]).permute(0, 3, 1, 2).float()
+        same = {"fz": teacher.embed(z), "fx": teacher.embed(x), **teacher(z, x)}
+    assert float(distill_loss(same, same, cfg)["total"]) == 0.0
+    student = copy.deepcopy(cut[0])
+    before = heldout_loss(student, teacher, crops, cfg)
+    first = finetune(student, teacher, lambda epoch, n: crops, crops, cfg, str(tmp_path), progress=False)
+    cfg.epochs = 3
+    resumed = finetune(student, teacher, lambda epoch, n: crops, crops, cfg, str(tmp_path), progress=False)
+    assert resumed["history"][0] == first["history"][0] and len(resumed["history"]) == 3
+    assert resumed["best"] < before
+    assert heldout_loss(student, teacher, crops, cfg) == pytest.approx(resumed["best"], rel=1e-5)

@@ -13,6 +13,7 @@ the calibration sets may not hold a scored sequence.
 Examples:
   fdsiamfc nanotrack-sweep --rates 1.0 0.75 0.5 0.35 --out runs/nanotrack_sweep
   fdsiamfc nanotrack-sweep --root ../shared/data/real --split all --out runs/nanotrack_sweep_test
+  fdsiamfc nanotrack-sweep --rates 0.5 --extra runs/nanotrack --out runs/nanotrack_vs   # the job's pair too
 """
 from __future__ import annotations
 
@@ -45,6 +46,9 @@ def main() -> None:
     p.add_argument("--select", choices=SELECTIONS, default=DEFAULTS.select,
                    help="greedy: least-squares forward selection; energy: mean square x consumer column norm")
     p.add_argument("--parts", nargs="+", choices=PARTS, default=list(DEFAULTS.parts))
+    p.add_argument("--extra", nargs="*", default=[],
+                   help="folders a finished nanotrack job wrote (backbone.onnx, head.onnx, report.json), "
+                        "scored and timed beside the cuts")
     p.add_argument("--threads", type=positive_int_arg, default=DEFAULTS.threads)
     p.add_argument("--speed-rounds", type=positive_int_arg, default=DEFAULTS.speed_rounds,
                    help="passes of the side-by-side timing over the scored frames")
@@ -55,6 +59,6 @@ def main() -> None:
                             benchmark=args.benchmark, root=args.root, split=args.split,
                             sequences=tuple(args.sequences), calibration=tuple(args.calibration), pairs=args.pairs,
                             seed=args.seed, select=args.select, parts=tuple(args.parts), threads=args.threads,
-                            speed_rounds=args.speed_rounds))
+                            extra=tuple(args.extra), speed_rounds=args.speed_rounds))
     print(open(f"{args.out}/sweep.md").read())
     print(f"results: {args.out}/sweep.json, {args.out}/sweep.png ({len(sweep['rows'])} trackers)")

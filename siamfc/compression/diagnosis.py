@@ -24,7 +24,7 @@ import torch
 
 from ..config import Config, param
 from ..models.net import SiamNet
-from .transitions import as_rows
+from .fit_moments import as_rows
 
 
 @dataclass

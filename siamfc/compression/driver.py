@@ -35,8 +35,8 @@ from ..training.bank import TeacherBank
 from ..training.distill import DistillTrainer, LossWeights, distill_gflop_per_pair
 from ..training.trainer import TrainConfig, TrainingDiverged, epoch_path
 from .diagnosis import DiagnoseConfig, diagnose, held_out_pairs, plot_diagnosis
-from .transitions import (SQUEEZES, TARGETS, TRANSITIONS, carry_over, init_hourglass, init_narrowed,
-                          init_selection, output_projection, refine_narrowed)
+from .squeezes import SQUEEZES, init_hourglass, init_selection, output_projection
+from .transitions import TARGETS, TRANSITIONS, carry_over, init_narrowed, refine_narrowed
 
 
 # Distillation from the teacher: Adam at a small lr, BN statistics kept (SiamFC_VID's are folded into identities).

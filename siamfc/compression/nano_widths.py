@@ -14,6 +14,7 @@ matrix product is left out here.
 """
 from __future__ import annotations
 
+import copy
 import os
 from dataclasses import dataclass
 
@@ -105,3 +106,14 @@ def narrow(graph: tp.DependencyGraph, model: SiamModel, width: Width, keep: torc
     if drop:
         group = graph.get_pruning_group(model.get_submodule(width.producer), tp.prune_conv_out_channels, idxs=drop)
         group.prune()
+
+
+def cut_like(model: SiamModel, keeps: dict[str, list[int]]) -> SiamModel:
+    """A copy of ``model`` with each width named by its producer narrowed to the channels ``keeps`` lists:
+    the structure of a saved cut, ready for its state dict."""
+    cut = copy.deepcopy(model).eval()
+    graph = dependency_graph(cut)
+    for w in internal_widths(cut, graph):
+        if w.producer in keeps:
+            narrow(graph, cut, w, torch.tensor(keeps[w.producer]))
+    return cut

@@ -5,7 +5,8 @@
 * ``real``: FD on real trackers and real footage, head to head with the authors' FDSiamFC;
 * ``zoo``: the SiameseX models trained on the synthetic data within one CPU budget each;
 * ``fd_model``: FD on a trained config-built model with a plain-chain backbone (SiamVGG);
-* ``selection``: whether a selection set ranks known networks as the test set does, and how finely.
+* ``selection``: whether a selection set ranks known networks as the test set does, and how finely;
+* ``nanotrack``: FD on NanoTrack v2 (fits, distillation), ending in the ONNX pair ``cv2.TrackerNano`` loads.
 
 ``nano_sweep`` (NanoTrack v2's FD cuts against fps) is run by ``fdsiamfc nanotrack-sweep``, not by a config.
 """
@@ -35,6 +36,7 @@ JOBS.add("real", _lazy("real"))
 JOBS.add("zoo", _lazy("zoo"))
 JOBS.add("fd_model", _lazy("fd_model"))
 JOBS.add("selection", _lazy("selection"))
+JOBS.add("nanotrack", _lazy("nanotrack"))
 
 
 def load_job(path: str, out: str | None = None) -> StagedJob:

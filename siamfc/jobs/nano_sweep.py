@@ -60,6 +60,7 @@ class Sweep:
     threads: int = 2
     speed_rounds: int = 2
     peers: tuple[str, ...] = ("nanotrack", "vittrack")
+    extra: tuple[str, ...] = ()        # folders of NanoTrack ONNX pairs made elsewhere (the nanotrack job's OUT)
 
     def fit_settings(self) -> dict[str, Any]:
         """What a cut depends on besides its rate (a cut made with other settings is made again)."""
@@ -125,6 +126,18 @@ def _cut(s: Sweep, rate: float, teacher: Any, crops: Any, folder: str) -> dict[s
     return cut
 
 
+def _extra_row(folder: str) -> tuple[str, dict[str, Any]]:
+    """The row of a pair the nanotrack job wrote (its rate and MACs from ``FOLDER/report.json``)."""
+    files = peer_files("nanotrack", folder)
+    report = os.path.join(folder, "report.json")
+    if not os.path.isfile(report):
+        raise InputError(f"{report}: not found; --extra takes the folder a finished nanotrack job wrote")
+    r = read_json(report)
+    return (f"NanoTrackV2-FD{r['rate']:.2f}-distilled",
+            {"kind": "nanotrack-distilled", "rate": r["rate"], "macs": r["export"]["macs"], "files": list(files),
+             "export_worst": r["export"]["export_worst"], "source": os.path.abspath(folder)})
+
+
 def _score(s: Sweep, spec: TrackerSpec, names: list[str] | None) -> dict[str, Any]:
     out = os.path.join(s.out, "eval", spec.tracker_name)
     return evaluate(spec, s.benchmark, s.root, out, workers=1, only=names, threads=s.threads)
@@ -156,6 +169,10 @@ def run_sweep(s: Sweep) -> dict[str, Any]:
         specs[spec.tracker_name] = spec
         rows[spec.tracker_name] = {"kind": kind, "rate": None, "files": list(files),
                                    "macs": update_macs(teacher) if kind == "nanotrack" else None}
+    for folder in s.extra:
+        name, row = _extra_row(folder)
+        specs[name] = TrackerSpec.parse(f"nanotrack:{folder}", name=name)
+        rows[name] = row
     for rate in s.rates:
         folder = os.path.join(s.out, f"rate_{rate:.2f}")
         cut = _cut(s, rate, teacher, crops, folder)

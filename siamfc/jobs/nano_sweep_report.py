@@ -59,7 +59,8 @@ def render_plot(sweep: dict[str, Any], path: str) -> None:
         for r in cuts:
             ax.annotate(f"r={r['rate']:.2f}", (r["fps"], r["auc"]), textcoords="offset points", xytext=(4, 4),
                         fontsize=8)
-    markers = {"nanotrack": ("*", "tab:blue", "NanoTrack v2, original pair"), "vittrack": ("s", "tab:red", "VitTrack")}
+    markers = {"nanotrack": ("*", "tab:blue", "NanoTrack v2, original pair"), "vittrack": ("s", "tab:red", "VitTrack"),
+               "nanotrack-distilled": ("D", "tab:green", "NanoTrack v2, FD cut + distillation (ours)")}
     for name, r in rows.items():
         if r["kind"] in markers:
             marker, color, label = markers[r["kind"]]

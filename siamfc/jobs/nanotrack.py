@@ -1,0 +1,227 @@
+"""FD on NanoTrack v2, ending in the two ONNX files ``cv2.TrackerNano`` loads.
+
+pairs -> fit -> finetune -> export -> evaluate -> report
+
+The teacher is SiamTrackers' ``nanotrackv2.pth`` as the package builds it. ``fit`` cuts every internal
+width of the backbone's expansions and the head's towers to ``rate`` and refits each consumer in closed
+form (``compression.nano_fit``) on tracking pairs from the training footage; ``finetune`` distils the cut
+model end to end against the teacher (``compression.nano_finetune``), early-stopped on pairs from the
+selection set; ``export`` writes ``OUT/backbone.onnx`` and ``OUT/head.onnx``; ``evaluate`` tracks the
+selection set inside ``cv2.TrackerNano`` with the original pair and ours, on the same frames, and times
+them side by side. The test set is never read here: ``fdsiamfc nanotrack-sweep --extra nanotrack:OUT``
+scores the result there beside the peers.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+
+from ..compression.nano_calibration import tracking_pairs
+from ..compression.nano_finetune import FinetuneConfig, finetune
+from ..compression.nano_fit import distill_nano
+from ..compression.nano_widths import PARTS, cut_like, update_macs
+from ..config import Config, ConfigError, from_dict, param
+from ..data.sequences import Sequence
+from ..deploy.nano_onnx import export_nano
+from ..errors import InputError
+from ..evaluation import evaluate
+from ..evaluation.benchmarks import load_benchmark
+from ..evaluation.interleaved import interleaved_fps, paired_speedup
+from ..evaluation.summary import paired_difference
+from ..files import atomic_path, read_json, torch_save, write_json, write_text
+from ..models.model_io import load_model
+from ..models.siamese import SiamModel
+from ..shared import shared_path
+from ..stages import StagedJob
+from ..system import cpu_name, isa_summary
+from ..tracking.factory import TrackerSpec
+from ..tracking.ops import torch_threads
+from ..tracking.peers import onnx_parameters, peer_files
+
+EXTRA_REAL = shared_path("data", "extra_real", "videos")
+
+
+@dataclass
+class NanoJobConfig(Config):
+    out: str = "runs/nanotrack"
+    model: str = "configs/nanotrack/NanoTrackV2.yaml"
+    weights: str = shared_path("peers", "nanotrackv2", "nanotrackv2.pth")
+    rate: float = param(0.5, gt=0, le=1)
+    parts: list[str] = param(factory=lambda: list(PARTS), choices=PARTS)
+    select: str = param("greedy", choices=("greedy", "energy"))
+    ridge: float = param(1.0e-3, ge=0)
+    training: list[str] = param(factory=lambda: [f"folder:{EXTRA_REAL}:train",
+                                                 f"got10k-train:{shared_path('data', 'train_real')}"])
+    selection: str = f"folder:{EXTRA_REAL}:val"   # BENCHMARK:ROOT[:SPLIT], scenes apart from the training ones
+    fit_pairs: int = param(256, ge=16)
+    heldout_pairs: int = param(512, ge=16)
+    threads: int = param(2, ge=1)
+    speed_rounds: int = param(2, ge=1)
+
+
+@dataclass
+class NanoConfig(Config):
+    job: str = param("nanotrack", choices=("nanotrack",))
+    nanotrack: NanoJobConfig = param(factory=NanoJobConfig)
+    finetune: FinetuneConfig = param(factory=FinetuneConfig)
+
+
+def make_job(path: str, data: dict[str, Any], out: str | None = None) -> "NanoJob":
+    cfg = from_dict(NanoConfig, data, f"{path}:")
+    if out:
+        cfg.nanotrack.out = out
+    for i, text in enumerate([*cfg.nanotrack.training, cfg.nanotrack.selection]):
+        if len(text.split(":")) not in (2, 3):
+            key = f"training[{i}]" if i < len(cfg.nanotrack.training) else "selection"
+            raise ConfigError(f"{path}:nanotrack.{key}", f"'{text}' is not BENCHMARK:ROOT[:SPLIT]")
+    return NanoJob(cfg)
+
+
+def _split(text: str) -> tuple[str, str, list[str] | None]:
+    bench, root, *split = text.split(":")
+    if not split:
+        return bench, root, None
+    path = os.path.join(root, "splits.json")
+    try:
+        return bench, root, list(read_json(path)[split[0]])
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise InputError(f"{path}: no sequence list '{split[0]}' ({type(e).__name__})") from None
+
+
+def _sequences(sets: list[str]) -> list[Sequence]:
+    return [q for text in sets for q in load_benchmark(*_split(text)).sequences]
+
+
+@dataclass
+class _Loaded:
+    teacher: SiamModel
+    sequences: dict[str, list[Sequence]] = field(default_factory=dict)
+
+
+class NanoJob(StagedJob):
+    STAGES = ("pairs", "fit", "finetune", "export", "evaluate", "report")
+    OUTPUTS = {"pairs": ("pairs",), "fit": ("fit.pth",), "finetune": ("finetune", "student.pth"),
+               "export": ("backbone.onnx", "head.onnx"), "evaluate": ("eval",),
+               "report": ("report.json", "REPORT.md", "distillation.png")}
+
+    def __init__(self, cfg: NanoConfig) -> None:
+        super().__init__(cfg.nanotrack.out)
+        self.cfg = cfg
+        self._loaded: _Loaded | None = None
+
+    # ------------------------------------------------------------- helpers
+    def loaded(self) -> _Loaded:
+        if self._loaded is None:
+            j = self.cfg.nanotrack
+            for text in j.training:   # the selection scenes must stay out of training
+                bench, root, names = _split(text)
+                s_bench, s_root, s_names = _split(j.selection)
+                same = os.path.abspath(root) == os.path.abspath(s_root)
+                if same and (names is None or s_names is None or set(names) & set(s_names)):
+                    raise InputError(f"{text}: the training footage holds selection sequences ({j.selection})")
+            self._loaded = _Loaded(load_model(j.weights, j.model).model.eval())
+        return self._loaded
+
+    def sequences(self, role: str) -> list[Sequence]:
+        got = self.loaded().sequences
+        if role not in got:
+            j = self.cfg.nanotrack
+            got[role] = _sequences(j.training if role == "training" else [j.selection])
+            if not got[role]:
+                raise InputError(f"no {role} sequences could be read ({j.training if role == 'training' else j.selection})")
+        return got[role]
+
+    def pairs(self, name: str) -> tuple[np.ndarray, np.ndarray]:
+        with np.load(os.path.join(self.out, "pairs", f"{name}.npz")) as f:
+            return f["z"], f["x"]
+
+    def student(self, path: str) -> SiamModel:
+        saved = torch.load(path, map_location="cpu", weights_only=False)
+        model = cut_like(self.loaded().teacher, saved["keeps"])
+        model.load_state_dict(saved["model"])
+        return model.eval()
+
+    # ------------------------------------------------------------- stages
+    def stage_pairs(self) -> dict[str, Any]:
+        j, cfg = self.cfg.nanotrack, self.loaded().teacher.cfg
+        os.makedirs(os.path.join(self.out, "pairs"), exist_ok=True)
+        for name, role, count, seed in (("fit", "training", j.fit_pairs, 0), ("heldout", "selection", j.heldout_pairs, 1)):
+            z, x = tracking_pairs(self.sequences(role), count, cfg.exemplar_sz, cfg.instance_sz, seed=seed)
+            with atomic_path(os.path.join(self.out, "pairs", f"{name}.npz")) as tmp, open(tmp, "wb") as f:
+                np.savez(f, z=z, x=x)
+        return {"fit": j.fit_pairs, "heldout": j.heldout_pairs, "training_sequences": len(self.sequences("training")),
+                "selection_sequences": len(self.sequences("selection"))}
+
+    def stage_fit(self) -> dict[str, Any]:
+        j = self.cfg.nanotrack
+        with torch_threads(j.threads):
+            student, fits = distill_nano(self.loaded().teacher, j.rate, *self.pairs("fit"), tuple(j.parts),
+                                         j.select, j.ridge)
+        keeps = {f.producer: f.keep for f in fits}
+        torch_save({"keeps": keeps, "model": student.state_dict(), "rate": j.rate}, os.path.join(self.out, "fit.pth"))
+        return {"widths": [{k: v for k, v in asdict(f).items() if k != "keep"} for f in fits],
+                "macs": update_macs(student)}
+
+    def stage_finetune(self) -> dict[str, Any]:
+        j, ft = self.cfg.nanotrack, self.cfg.finetune
+        fitted = torch.load(os.path.join(self.out, "fit.pth"), map_location="cpu", weights_only=False)
+        student = self.student(os.path.join(self.out, "fit.pth"))
+        teacher = self.loaded().teacher
+        cfg = teacher.cfg
+
+        def draw(epoch: int, count: int) -> tuple[np.ndarray, np.ndarray]:   # fresh pairs, the fit's seed aside
+            return tracking_pairs(self.sequences("training"), count, cfg.exemplar_sz, cfg.instance_sz,
+                                  seed=1000 + epoch)
+
+        with torch_threads(j.threads):
+            state = finetune(student, teacher, draw, self.pairs("heldout"), ft, os.path.join(self.out, "finetune"))
+        torch_save({"keeps": fitted["keeps"], "model": student.state_dict(), "rate": j.rate},
+                   os.path.join(self.out, "student.pth"))
+        return {"history": state["history"], "best_epoch": state["best_epoch"], "best_heldout": state["best"]}
+
+    def stage_export(self) -> dict[str, Any]:
+        student = self.student(os.path.join(self.out, "student.pth"))
+        done = export_nano(student, self.out)
+        files = peer_files("nanotrack", self.out)
+        return {"export_worst": max(done.worst.values()), "export_check": done.worst, "files": list(files), "params": onnx_parameters(files),
+                "mb": sum(os.path.getsize(f) for f in files) / 1e6, "macs": update_macs(student)}
+
+    def stage_evaluate(self) -> dict[str, Any]:
+        j = self.cfg.nanotrack
+        bench, root, names = _split(j.selection)
+        specs = {"NanoTrackV2": TrackerSpec.parse("nanotrack"),
+                 "NanoTrackV2-FD": TrackerSpec.parse(f"nanotrack:{self.out}", name="NanoTrackV2-FD")}
+        scored, per_seq = {}, {}
+        for name, spec in specs.items():
+            s = evaluate(spec, bench, root, os.path.join(self.out, "eval", name), workers=1, only=names,
+                         threads=j.threads)
+            scored[name] = {"auc": s["mean_auc"], "precision": s["mean_precision"]}
+            per_seq[name] = {q: v["auc"] for q, v in s["sequences"].items()}
+        sequences = load_benchmark(bench, root, names).sequences
+        timing = interleaved_fps(specs, sequences, j.threads, j.speed_rounds)
+        ours = scored["NanoTrackV2-FD"]
+        ours["speedup"], ours["speedup_q1"], ours["speedup_q3"] = paired_speedup(timing, "NanoTrackV2-FD", "NanoTrackV2")
+        ours["auc_diff"], ours["auc_diff_se"] = paired_difference(per_seq["NanoTrackV2-FD"], per_seq["NanoTrackV2"])
+        for name in specs:
+            scored[name]["fps"] = timing.fps[name]
+        return {"selection": j.selection, "frames": sum(len(q) for q in sequences), "trackers": scored}
+
+    def stage_report(self) -> dict[str, Any]:
+        from .nanotrack_report import render_curve, render_markdown
+
+        j = self.cfg.nanotrack
+        report = {"cpu": cpu_name(), "isa": isa_summary(), "threads": j.threads, "rate": j.rate,
+                  "teacher_macs": update_macs(self.loaded().teacher), "fit": self.result("fit"),
+                  "finetune": self.result("finetune"), "export": self.result("export"),
+                  "evaluate": self.result("evaluate"), "settings": {"nanotrack": asdict(j),
+                                                                     "finetune": asdict(self.cfg.finetune)},
+                  "stage_seconds": self.stage_seconds()}
+        report["elapsed_s"] = round(sum(report["stage_seconds"].values()), 1)
+        write_json(os.path.join(self.out, "report.json"), report)
+        write_text(os.path.join(self.out, "REPORT.md"), render_markdown(report))
+        render_curve(report["finetune"]["history"], os.path.join(self.out, "distillation.png"))
+        return {"elapsed_s": report["elapsed_s"]}

@@ -1,0 +1,58 @@
+"""``REPORT.md`` and ``distillation.png`` of the NanoTrack FD job, from its ``report.json``."""
+from __future__ import annotations
+
+from typing import Any
+
+from ..files import atomic_path
+
+
+def render_markdown(r: dict[str, Any]) -> str:
+    ev, ex, ft = r["evaluate"], r["export"], r["finetune"]
+    base, ours = ev["trackers"]["NanoTrackV2"], ev["trackers"]["NanoTrackV2-FD"]
+    lines = [
+        f"# NanoTrack v2, FD at keep-ratio {r['rate']:.2f}, inside cv2.TrackerNano", "",
+        f"{r['cpu']} ({r['isa']}), {r['threads']} threads. Selection set: `{ev['selection']}` "
+        f"({ev['frames']} frames); the test set is not read by this job. fps: 1 / median `update` time, both "
+        f"pairs timed side by side on the same decoded frames.", "",
+        "| tracker | MMACs (one update) | ONNX params | MB | fps | speed-up (quartiles) | mean AUC | AUC diff (s.e.) "
+        "| precision |", "|---|---|---|---|---|---|---|---|---|",
+        f"| NanoTrack v2 (original pair) | {r['teacher_macs'] / 1e6:.1f} | - | - | {base['fps']:.0f} | 1.00 | "
+        f"{base['auc']:.3f} | - | {base['precision']:.3f} |",
+        f"| ours: `backbone.onnx` + `head.onnx` | {ex['macs'] / 1e6:.1f} | {ex['params']:,} | {ex['mb']:.2f} | "
+        f"{ours['fps']:.0f} | {ours['speedup']:.2f} ({ours['speedup_q1']:.2f}-{ours['speedup_q3']:.2f}) | "
+        f"{ours['auc']:.3f} | {ours['auc_diff']:+.3f} ({ours['auc_diff_se']:.3f}) | {ours['precision']:.3f} |", "",
+        f"Export check: worst relative difference {ex['export_worst']:.1e} between PyTorch and the ONNX files.", "",
+        "## Distillation", "",
+        f"Best held-out epoch {ft['best_epoch']} (epoch 0: the closed-form fits alone), held-out loss "
+        f"{ft['best_heldout']:.4f}. Losses are relative to the teacher's own spread.", "",
+        "| epoch | training loss | held-out loss |", "|---|---|---|"]
+    lines += [f"| {h['epoch']} | {h['train']:.4f} | {h['heldout']:.4f} |" for h in ft["history"]]
+    lines += ["", "## Widths", "", "| producer | part | size | kept | error, old weights | error, refit |",
+              "|---|---|---|---|---|---|"]
+    lines += [f"| `{w['producer']}` | {w['part']} | {w['size']} | {w['kept']} | {w['error_dropped']:.3f} | "
+              f"{w['error_fit']:.3f} |" for w in r["fit"]["widths"]]
+    lines += ["", "## Time", "", "| stage | s |", "|---|---|"]
+    lines += [f"| {k} | {v:.0f} |" for k, v in r["stage_seconds"].items()]
+    lines.append(f"| total | {r['elapsed_s']:.0f} |")
+    return "\n".join(lines) + "\n"
+
+
+def render_curve(history: list[dict[str, Any]], path: str) -> None:
+    """Training and held-out distillation loss by epoch, side by side on one axis."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(5.5, 3.8))
+    epochs = [h["epoch"] for h in history]
+    ax.plot(epochs, [h["train"] for h in history], "o-", label="training pairs (augmented)")
+    ax.plot(epochs, [h["heldout"] for h in history], "s-", label="held-out pairs (selection scenes)")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("distillation loss")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=120)
+    plt.close(fig)
