@@ -9,7 +9,7 @@ VOT_STAMP := $(VOT_VENV)/.installed
 export MPLBACKEND := Agg
 export PYTHONUNBUFFERED := 1
 
-.PHONY: setup vot-venv quickstart real test benchmark clean
+.PHONY: setup vot-venv quickstart real nanotrack test benchmark clean
 
 $(STAMP): requirements.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -32,6 +32,9 @@ quickstart: $(STAMP)
 
 real: $(STAMP)
 	$(BIN)/python tools/run_pipeline.py --config configs/real.yaml
+
+nanotrack: $(STAMP)
+	$(BIN)/python tools/run_pipeline.py --config configs/nanotrack/compress.yaml
 
 test: $(STAMP) $(VOT_STAMP)
 	$(BIN)/python -m pytest -q

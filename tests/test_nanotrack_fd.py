@@ -10,19 +10,21 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import REPO, SHARED, moving_patch_clip, need_shared, write_otb_sequence
+from conftest import REPO, SHARED, moving_patch_clip, need_shared, write_otb_sequence, write_video_sequence
 from siamfc.compression.least_squares import greedy_keep
 from siamfc.compression.nano_calibration import tracking_pairs
 from siamfc.compression.nano_fit import distill_nano, kept_channels
-from siamfc.compression.nano_finetune import FinetuneConfig, distill_loss, finetune, heldout_loss
+from siamfc.compression.end_to_end import FinetuneConfig, distill_loss, finetune, heldout_loss, outputs
 from siamfc.compression.nano_widths import cut_like, dependency_graph, internal_widths, narrow
 from siamfc.config import ConfigError
 from siamfc.data.sequences import otb_folder_sequence
 from siamfc.errors import InputError
 from siamfc.jobs.nano_sweep import Sweep, run_sweep
 from siamfc.jobs.nanotrack import make_job
+from siamfc.models.checkpoint import build_net
 from siamfc.models.model_io import load_model
 from siamfc.models.parts.mobilenetv3 import SqueezeExcite
+from siamfc.tracking.nano import NanoTracker
 from siamfc.tracking.ops import torch_threads
 
 CONFIG = REPO / "configs" / "nanotrack" / "NanoTrackV2.yaml"
@@ -75,6 +77,20 @@ def test_the_nanotrack_job_checks_its_sets_before_any_work(tmp_path):
     with pytest.raises(InputError, match="holds selection sequences"):
         job.loaded()
     assert not (tmp_path / "out").exists()
+
+
+def test_a_narrower_siamfc_is_distilled_by_its_score_map_alone():
+    torch.manual_seed(0)
+    teacher, student = build_net().eval(), build_net(widths=(28, 76, 114, 114, 76)).eval()
+    rng = np.random.default_rng(0)
+    z, x = rng.integers(0, 256, (2, 127, 127, 3), np.uint8), rng.integers(0, 256, (2, 255, 255, 3), np.uint8)
+    cfg = FinetuneConfig()
+    with torch.no_grad():
+        want, got = outputs(teacher, z, x), outputs(student, z, x)
+    assert want["score"].shape == got["score"].shape == (2, 1, 17, 17)
+    terms = distill_loss(got, want, cfg)
+    assert set(terms) == {"score", "total"} and float(terms["total"]) > 0
+    assert float(distill_loss(want, want, cfg)["total"]) == 0.0
 
 
 # ---------------------------------------------------------------- SiamTrackers' weights
@@ -198,15 +214,39 @@ def test_a_saved_cut_is_rebuilt_exactly_from_its_kept_channels(cut, teacher):
 def test_distillation_lowers_the_held_out_loss_keeps_the_best_epoch_and_resumes(cut, teacher, crops, tmp_path):
     cfg = FinetuneConfig(epochs=1, pairs=16, batch=4, lr=3e-4, flip=0.0, photometric=0.0)
     with torch.no_grad():
-        z = torch.from_numpy(crops[0][:2]).permute(0, 3, 1, 2).float()
-        x = torch.from_numpy(crops[1][:2]).permute(0, 3, 1, 2).float()
-        same = {"fz": teacher.embed(z), "fx": teacher.embed(x), **teacher(z, x)}
-    assert float(distill_loss(same, same, cfg)["total"]) == 0.0
+        same = outputs(teacher, crops[0][:2], crops[1][:2])
+    terms = distill_loss(same, same, cfg)
+    assert set(terms) == {"score", "features", "box", "total"} and float(terms["total"]) == 0.0
     student = copy.deepcopy(cut[0])
     before = heldout_loss(student, teacher, crops, cfg)
     first = finetune(student, teacher, lambda epoch, n: crops, crops, cfg, str(tmp_path), progress=False)
     cfg.epochs = 3
     resumed = finetune(student, teacher, lambda epoch, n: crops, crops, cfg, str(tmp_path), progress=False)
-    assert resumed["history"][0] == first["history"][0] and len(resumed["history"]) == 3
-    assert resumed["best"] < before
+    assert resumed["history"][:2] == first["history"] and len(resumed["history"]) == 4   # epoch 0: the start
+    assert resumed["history"][0]["heldout"] == pytest.approx(before) and resumed["best"] < before
     assert heldout_loss(student, teacher, crops, cfg) == pytest.approx(resumed["best"], rel=1e-5)
+
+
+def test_the_trackers_response_peaks_on_the_target_it_was_given(teacher):
+    frames, boxes = moving_patch_clip(seed=5, n=2)
+    tracker = NanoTracker(teacher)
+    tracker.init(frames[0], boxes[0])
+    score = tracker.response(frames[0])
+    assert score.shape == (16, 16) and 0 <= score.min() and score.max() <= 1
+    peak = np.unravel_index(int(score.argmax()), score.shape)
+    assert max(abs(peak[0] - 8), abs(peak[1] - 8)) <= 1 and score.max() > 0.5
+
+
+def test_the_label_free_job_trains_and_selects_on_the_teachers_own_tracks(teacher, tmp_path):
+    for role, seed in (("train", 7), ("select", 8)):   # footage without a single box: video files alone
+        frames, boxes = moving_patch_clip(seed=seed, n=12)
+        write_video_sequence(tmp_path / role, "clip", frames, None)
+    job = make_job("c.yaml", {"job": "nanotrack", "nanotrack": {
+        "out": str(tmp_path / "out"), "weights": str(WEIGHTS), "label_free": True,
+        "training": [f"folder:{tmp_path / 'train'}"], "selection": f"folder:{tmp_path / 'select'}"},
+        "pseudo": {"clip_len": 12, "candidates": 4, "min_frames": 4}})
+    job.run_stage("labels", log=lambda m: None)
+    assert job.result("labels")["label_free"]
+    for role in ("training", "selection"):
+        (seq,) = job.sequences(role)
+        assert len(seq.frames) >= 4 and np.isfinite(seq.boxes).all()

@@ -113,7 +113,11 @@ def cut_like(model: SiamModel, keeps: dict[str, list[int]]) -> SiamModel:
     the structure of a saved cut, ready for its state dict."""
     cut = copy.deepcopy(model).eval()
     graph = dependency_graph(cut)
-    for w in internal_widths(cut, graph):
+    widths = internal_widths(cut, graph)
+    unknown = sorted(set(keeps) - {w.producer for w in widths})
+    if unknown:
+        raise ValueError(f"no internal width is made by {', '.join(unknown)}: the cut is of another model")
+    for w in widths:
         if w.producer in keeps:
             narrow(graph, cut, w, torch.tensor(keeps[w.producer]))
     return cut

@@ -126,16 +126,22 @@ def _cut(s: Sweep, rate: float, teacher: Any, crops: Any, folder: str) -> dict[s
     return cut
 
 
-def _extra_row(folder: str) -> tuple[str, dict[str, Any]]:
-    """The row of a pair the nanotrack job wrote (its rate and MACs from ``FOLDER/report.json``)."""
+def _extra_row(s: Sweep, folder: str) -> tuple[str, dict[str, Any]]:
+    """The row of a pair the nanotrack job wrote (its rate and MACs from ``FOLDER/report.json``); its earlier
+    tracks are dropped when the pair's files changed since."""
     files = peer_files("nanotrack", folder)
     report = os.path.join(folder, "report.json")
     if not os.path.isfile(report):
         raise InputError(f"{report}: not found; --extra takes the folder a finished nanotrack job wrote")
     r = read_json(report)
-    return (f"NanoTrackV2-FD{r['rate']:.2f}-distilled",
-            {"kind": "nanotrack-distilled", "rate": r["rate"], "macs": r["export"]["macs"], "files": list(files),
-             "export_worst": r["export"]["export_worst"], "source": os.path.abspath(folder)})
+    name = f"{os.path.basename(os.path.normpath(folder))}-FD{r['rate']:.2f}-distilled"
+    stamp = {"source": os.path.abspath(folder), "files": [[f, os.path.getsize(f), os.path.getmtime(f)] for f in files]}
+    record = os.path.join(s.out, "eval", name, "source.json")
+    if not os.path.isfile(record) or read_json(record) != stamp:
+        shutil.rmtree(os.path.dirname(record), ignore_errors=True)
+        write_json(record, stamp)
+    return name, {"kind": "nanotrack-distilled", "rate": r["rate"], "macs": r["export"]["macs"],
+                  "files": list(files), "export_worst": r["export"]["export_worst"], "source": stamp["source"]}
 
 
 def _score(s: Sweep, spec: TrackerSpec, names: list[str] | None) -> dict[str, Any]:
@@ -170,7 +176,9 @@ def run_sweep(s: Sweep) -> dict[str, Any]:
         rows[spec.tracker_name] = {"kind": kind, "rate": None, "files": list(files),
                                    "macs": update_macs(teacher) if kind == "nanotrack" else None}
     for folder in s.extra:
-        name, row = _extra_row(folder)
+        name, row = _extra_row(s, folder)
+        if name in specs:
+            raise InputError(f"{folder}: a second --extra named {name}; give the job folders different names")
         specs[name] = TrackerSpec.parse(f"nanotrack:{folder}", name=name)
         rows[name] = row
     for rate in s.rates:

@@ -1,15 +1,19 @@
 """FD on NanoTrack v2, ending in the two ONNX files ``cv2.TrackerNano`` loads.
 
-pairs -> fit -> finetune -> export -> evaluate -> report
+labels -> pairs -> fit -> finetune -> export -> evaluate -> report
 
 The teacher is SiamTrackers' ``nanotrackv2.pth`` as the package builds it. ``fit`` cuts every internal
 width of the backbone's expansions and the head's towers to ``rate`` and refits each consumer in closed
 form (``compression.nano_fit``) on tracking pairs from the training footage; ``finetune`` distils the cut
-model end to end against the teacher (``compression.nano_finetune``), early-stopped on pairs from the
+model end to end against the teacher (``compression.end_to_end``), early-stopped on pairs from the
 selection set; ``export`` writes ``OUT/backbone.onnx`` and ``OUT/head.onnx``; ``evaluate`` tracks the
 selection set inside ``cv2.TrackerNano`` with the original pair and ours, on the same frames, and times
 them side by side. The test set is never read here: ``fdsiamfc nanotrack-sweep --extra nanotrack:OUT``
 scores the result there beside the peers.
+
+``label_free: true`` reads no box at all: ``labels`` has the teacher pick and track its own targets in the
+training and selection footage (``compression.pseudo``), and everything after trains, stops early and
+scores against those tracks.
 """
 from __future__ import annotations
 
@@ -21,9 +25,10 @@ import numpy as np
 import torch
 
 from ..compression.nano_calibration import tracking_pairs
-from ..compression.nano_finetune import FinetuneConfig, finetune
+from ..compression.end_to_end import FinetuneConfig, finetune
 from ..compression.nano_fit import distill_nano
 from ..compression.nano_widths import PARTS, cut_like, update_macs
+from ..compression.pseudo import PseudoConfig, pseudo_label
 from ..config import Config, ConfigError, from_dict, param
 from ..data.sequences import Sequence
 from ..deploy.nano_onnx import export_nano
@@ -57,6 +62,7 @@ class NanoJobConfig(Config):
     training: list[str] = param(factory=lambda: [f"folder:{EXTRA_REAL}:train",
                                                  f"got10k-train:{shared_path('data', 'train_real')}"])
     selection: str = f"folder:{EXTRA_REAL}:val"   # BENCHMARK:ROOT[:SPLIT], scenes apart from the training ones
+    label_free: bool = False   # pseudo-label every set with the teacher's own tracks instead of reading boxes
     fit_pairs: int = param(256, ge=16)
     heldout_pairs: int = param(512, ge=16)
     threads: int = param(2, ge=1)
@@ -68,6 +74,7 @@ class NanoConfig(Config):
     job: str = param("nanotrack", choices=("nanotrack",))
     nanotrack: NanoJobConfig = param(factory=NanoJobConfig)
     finetune: FinetuneConfig = param(factory=FinetuneConfig)
+    pseudo: PseudoConfig = param(factory=PseudoConfig)
 
 
 def make_job(path: str, data: dict[str, Any], out: str | None = None) -> "NanoJob":
@@ -103,8 +110,8 @@ class _Loaded:
 
 
 class NanoJob(StagedJob):
-    STAGES = ("pairs", "fit", "finetune", "export", "evaluate", "report")
-    OUTPUTS = {"pairs": ("pairs",), "fit": ("fit.pth",), "finetune": ("finetune", "student.pth"),
+    STAGES = ("labels", "pairs", "fit", "finetune", "export", "evaluate", "report")
+    OUTPUTS = {"labels": ("pseudo",), "pairs": ("pairs",), "fit": ("fit.pth",), "finetune": ("finetune", "student.pth"),
                "export": ("backbone.onnx", "head.onnx"), "evaluate": ("eval",),
                "report": ("report.json", "REPORT.md", "distillation.png")}
 
@@ -117,35 +124,63 @@ class NanoJob(StagedJob):
     def loaded(self) -> _Loaded:
         if self._loaded is None:
             j = self.cfg.nanotrack
+            _, s_root, s_names = _split(j.selection)
             for text in j.training:   # the selection scenes must stay out of training
-                bench, root, names = _split(text)
-                s_bench, s_root, s_names = _split(j.selection)
+                _, root, names = _split(text)
                 same = os.path.abspath(root) == os.path.abspath(s_root)
                 if same and (names is None or s_names is None or set(names) & set(s_names)):
                     raise InputError(f"{text}: the training footage holds selection sequences ({j.selection})")
             self._loaded = _Loaded(load_model(j.weights, j.model).model.eval())
         return self._loaded
 
+    def sets(self, role: str) -> list[str]:
+        """The ``BENCHMARK:ROOT[:SPLIT]`` sets of ``role`` (training, selection) as the job reads them: the
+        teacher's pseudo-labelled clips of each in a label-free run."""
+        j = self.cfg.nanotrack
+        if role not in ("training", "selection"):
+            raise ValueError(f"no set role '{role}'")
+        given = j.training if role == "training" else [j.selection]
+        if self.done("labels") and self.result("labels")["label_free"] != j.label_free:
+            raise InputError(f"{self.out}: its labels stage ran with label_free: {not j.label_free}; "
+                             f"run again with --from labels")
+        if not j.label_free:
+            return given
+        return [f"folder:{os.path.join(self.out, 'pseudo', f'{role}{i}')}" for i in range(len(given))]
+
     def sequences(self, role: str) -> list[Sequence]:
         got = self.loaded().sequences
         if role not in got:
-            j = self.cfg.nanotrack
-            got[role] = _sequences(j.training if role == "training" else [j.selection])
+            got[role] = _sequences(self.sets(role))
             if not got[role]:
-                raise InputError(f"no {role} sequences could be read ({j.training if role == 'training' else j.selection})")
+                raise InputError(f"no {role} sequences could be read ({', '.join(self.sets(role))})")
         return got[role]
 
     def pairs(self, name: str) -> tuple[np.ndarray, np.ndarray]:
         with np.load(os.path.join(self.out, "pairs", f"{name}.npz")) as f:
             return f["z"], f["x"]
 
-    def student(self, path: str) -> SiamModel:
+    def student(self, path: str) -> tuple[SiamModel, dict[str, list[int]]]:
+        """The saved cut at ``path`` and its kept channels."""
         saved = torch.load(path, map_location="cpu", weights_only=False)
         model = cut_like(self.loaded().teacher, saved["keeps"])
         model.load_state_dict(saved["model"])
-        return model.eval()
+        return model.eval(), saved["keeps"]
 
     # ------------------------------------------------------------- stages
+    def stage_labels(self) -> dict[str, Any]:
+        j = self.cfg.nanotrack
+        if not j.label_free:
+            return {"label_free": False}
+        self.loaded()   # the overlap check
+        teacher = TrackerSpec.parse(f"model:{j.model},{j.weights}")
+        made = {}
+        for role, given in (("training", j.training), ("selection", [j.selection])):
+            for i, text in enumerate(given):
+                _, root, names = _split(text)
+                made[f"{role}{i}"] = pseudo_label(teacher, root, os.path.join(self.out, "pseudo", f"{role}{i}"),
+                                                  self.cfg.pseudo, names)
+        return {"label_free": True, "clips": made}
+
     def stage_pairs(self) -> dict[str, Any]:
         j, cfg = self.cfg.nanotrack, self.loaded().teacher.cfg
         os.makedirs(os.path.join(self.out, "pairs"), exist_ok=True)
@@ -168,8 +203,7 @@ class NanoJob(StagedJob):
 
     def stage_finetune(self) -> dict[str, Any]:
         j, ft = self.cfg.nanotrack, self.cfg.finetune
-        fitted = torch.load(os.path.join(self.out, "fit.pth"), map_location="cpu", weights_only=False)
-        student = self.student(os.path.join(self.out, "fit.pth"))
+        student, keeps = self.student(os.path.join(self.out, "fit.pth"))
         teacher = self.loaded().teacher
         cfg = teacher.cfg
 
@@ -179,12 +213,12 @@ class NanoJob(StagedJob):
 
         with torch_threads(j.threads):
             state = finetune(student, teacher, draw, self.pairs("heldout"), ft, os.path.join(self.out, "finetune"))
-        torch_save({"keeps": fitted["keeps"], "model": student.state_dict(), "rate": j.rate},
+        torch_save({"keeps": keeps, "model": student.state_dict(), "rate": j.rate},
                    os.path.join(self.out, "student.pth"))
         return {"history": state["history"], "best_epoch": state["best_epoch"], "best_heldout": state["best"]}
 
     def stage_export(self) -> dict[str, Any]:
-        student = self.student(os.path.join(self.out, "student.pth"))
+        student, _ = self.student(os.path.join(self.out, "student.pth"))
         done = export_nano(student, self.out)
         files = peer_files("nanotrack", self.out)
         return {"export_worst": max(done.worst.values()), "export_check": done.worst, "files": list(files), "params": onnx_parameters(files),
@@ -192,7 +226,7 @@ class NanoJob(StagedJob):
 
     def stage_evaluate(self) -> dict[str, Any]:
         j = self.cfg.nanotrack
-        bench, root, names = _split(j.selection)
+        bench, root, names = _split(self.sets("selection")[0])
         specs = {"NanoTrackV2": TrackerSpec.parse("nanotrack"),
                  "NanoTrackV2-FD": TrackerSpec.parse(f"nanotrack:{self.out}", name="NanoTrackV2-FD")}
         scored, per_seq = {}, {}
@@ -208,13 +242,14 @@ class NanoJob(StagedJob):
         ours["auc_diff"], ours["auc_diff_se"] = paired_difference(per_seq["NanoTrackV2-FD"], per_seq["NanoTrackV2"])
         for name in specs:
             scored[name]["fps"] = timing.fps[name]
-        return {"selection": j.selection, "frames": sum(len(q) for q in sequences), "trackers": scored}
+        return {"selection": self.sets("selection")[0], "frames": sum(len(q) for q in sequences), "trackers": scored}
 
     def stage_report(self) -> dict[str, Any]:
         from .nanotrack_report import render_curve, render_markdown
 
         j = self.cfg.nanotrack
         report = {"cpu": cpu_name(), "isa": isa_summary(), "threads": j.threads, "rate": j.rate,
+                  "label_free": self.result("labels")["label_free"],
                   "teacher_macs": update_macs(self.loaded().teacher), "fit": self.result("fit"),
                   "finetune": self.result("finetune"), "export": self.result("export"),
                   "evaluate": self.result("evaluate"), "settings": {"nanotrack": asdict(j),

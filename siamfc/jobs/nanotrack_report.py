@@ -10,7 +10,9 @@ def render_markdown(r: dict[str, Any]) -> str:
     ev, ex, ft = r["evaluate"], r["export"], r["finetune"]
     base, ours = ev["trackers"]["NanoTrackV2"], ev["trackers"]["NanoTrackV2-FD"]
     lines = [
-        f"# NanoTrack v2, FD at keep-ratio {r['rate']:.2f}, inside cv2.TrackerNano", "",
+        f"# NanoTrack v2, FD at keep-ratio {r['rate']:.2f}, inside cv2.TrackerNano"
+        + (" (label-free: no box read; scored against the teacher's tracks)"
+           if r["label_free"] else ""), "",
         f"{r['cpu']} ({r['isa']}), {r['threads']} threads. Selection set: `{ev['selection']}` "
         f"({ev['frames']} frames); the test set is not read by this job. fps: 1 / median `update` time, both "
         f"pairs timed side by side on the same decoded frames.", "",
@@ -26,7 +28,8 @@ def render_markdown(r: dict[str, Any]) -> str:
         f"Best held-out epoch {ft['best_epoch']} (epoch 0: the closed-form fits alone), held-out loss "
         f"{ft['best_heldout']:.4f}. Losses are relative to the teacher's own spread.", "",
         "| epoch | training loss | held-out loss |", "|---|---|---|"]
-    lines += [f"| {h['epoch']} | {h['train']:.4f} | {h['heldout']:.4f} |" for h in ft["history"]]
+    lines += [f"| {h['epoch']} | {'-' if h['train'] is None else format(h['train'], '.4f')} | {h['heldout']:.4f} |"
+              for h in ft["history"]]
     lines += ["", "## Widths", "", "| producer | part | size | kept | error, old weights | error, refit |",
               "|---|---|---|---|---|---|"]
     lines += [f"| `{w['producer']}` | {w['part']} | {w['size']} | {w['kept']} | {w['error_dropped']:.3f} | "
@@ -45,9 +48,10 @@ def render_curve(history: list[dict[str, Any]], path: str) -> None:
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(5.5, 3.8))
-    epochs = [h["epoch"] for h in history]
-    ax.plot(epochs, [h["train"] for h in history], "o-", label="training pairs (augmented)")
-    ax.plot(epochs, [h["heldout"] for h in history], "s-", label="held-out pairs (selection scenes)")
+    trained = [h for h in history if h["train"] is not None]
+    ax.plot([h["epoch"] for h in trained], [h["train"] for h in trained], "o-", label="training pairs (augmented)")
+    ax.plot([h["epoch"] for h in history], [h["heldout"] for h in history], "s-",
+            label="held-out pairs (selection scenes; epoch 0: the fits alone)")
     ax.set_xlabel("epoch")
     ax.set_ylabel("distillation loss")
     ax.grid(alpha=0.3)

@@ -111,11 +111,9 @@ class NanoTracker(Tracker):
         with torch.no_grad():
             self.kernel = self.model.head.prepare(self.model.embed(self._crop(img, side, self.exemplar_sz)))
 
-    def update(self, image: Any) -> np.ndarray:
-        img = np.asarray(image)
-        cfg = self.cfg
-        sz = float(context_side(*self.size, cfg.context))
-        scale_z = self.exemplar_sz / sz
+    def _search(self, img: np.ndarray, sz: float) -> tuple[np.ndarray, np.ndarray]:
+        """The target score (softmax) and the (left, top, right, bottom) distances at each point of the
+        search crop around the current position, ``sz`` the exemplar side in frame pixels."""
         with torch.no_grad():
             crop = self._crop(img, int(sz * self.instance_sz / self.exemplar_sz), self.instance_sz)
             out = self.model.head.respond(self.kernel, self.model.embed(crop))
@@ -123,8 +121,19 @@ class NanoTracker(Tracker):
             if cls.shape[0] != 2 or loc.shape[0] != 4:
                 raise ValueError(f"the head gives {cls.shape[0]} cls and {loc.shape[0]} loc channels; "
                                  f"the point tracker needs 2 and 4")
-            score = torch.softmax(cls, dim=0)[1].double().cpu().numpy()
-            ltrb = loc.double().cpu().numpy()
+            return torch.softmax(cls, dim=0)[1].double().cpu().numpy(), loc.double().cpu().numpy()
+
+    def response(self, image: Any) -> np.ndarray:
+        """The target score map (before the penalty and the window) at the current position and size: what
+        the label-free path reads to pick a distinctive target."""
+        return self._search(np.asarray(image), float(context_side(*self.size, self.cfg.context)))[0]
+
+    def update(self, image: Any) -> np.ndarray:
+        img = np.asarray(image)
+        cfg = self.cfg
+        sz = float(context_side(*self.size, cfg.context))
+        scale_z = self.exemplar_sz / sz
+        score, ltrb = self._search(img, sz)
         points, window = self._points(score.shape[-1])
         x1y1, x2y2 = points - ltrb[:2], points + ltrb[2:]
         bw, bh = x2y2 - x1y1

@@ -1,12 +1,14 @@
-"""End-to-end distillation of a cut NanoTrack model against its teacher, early-stopped on held-out pairs.
+"""End-to-end distillation of a compressed tracker against its teacher, early-stopped on held-out pairs.
 
-The closed-form fits (``nano_fit``) match the teacher span by span on a few hundred pairs; the
-errors they leave add up through the network. Here the whole cut model is trained to reproduce the
-teacher's outputs (the backbone's features of both crops, the class logits and, where the teacher sees
-the target, the log box sizes) on tracking pairs drawn afresh every epoch, so it never sees the same
-pair twice. Both networks get the same augmented input (a mirror image, brightness and contrast
-change), so the teacher's output stays the right answer. BatchNorm keeps the teacher's statistics
-(frozen; its scale and shift train), since batches of 16 would estimate them badly.
+The closed-form fits (``nano_fit``, ``squeezes``, ``transitions``) match the teacher span by span on a
+few hundred crops; the errors they leave add up through the network. Here the whole compressed network
+is trained to reproduce the teacher's outputs on tracking pairs drawn afresh every epoch, so it never
+sees the same pair twice: the score map (SiamFC's response, an anchor-free head's class logits), the
+log box sizes where the teacher sees the target (a head that regresses boxes), and the embeddings of
+both crops where student and teacher have the same width. Both networks get the same augmented input
+(a mirror image, brightness and contrast change), so the teacher's output stays the right answer.
+BatchNorm keeps its statistics (frozen; its scale and shift train): batches of 16 would estimate them
+badly.
 
 After each epoch the held-out loss on fixed pairs from other scenes decides: the best epoch is kept,
 and training stops after ``patience`` epochs without a better one. Every epoch leaves an atomic
@@ -16,7 +18,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from typing import Callable
+from typing import Any, Callable
 
 import numpy as np
 import torch
@@ -25,6 +27,7 @@ from tqdm import tqdm
 
 from ..config import Config, param
 from ..files import torch_save
+from ..models.net import SiamNet
 from ..models.siamese import SiamModel
 
 Pairs = tuple[np.ndarray, np.ndarray]   # exemplars N x 127 x 127 x 3, search crops N x 255 x 255 x 3 (uint8)
@@ -43,8 +46,8 @@ class FinetuneConfig(Config):
     flip: float = param(0.5, ge=0, le=1)   # chance of mirroring a pair
     photometric: float = param(0.2, ge=0, le=1)   # brightness and contrast change, up to this fraction
     features: float = param(1.0, ge=0)     # loss weights
-    cls: float = param(1.0, ge=0)
-    loc: float = param(1.0, ge=0)
+    score: float = param(1.0, ge=0)
+    box: float = param(1.0, ge=0)
 
 
 def augment(z: np.ndarray, x: np.ndarray, cfg: FinetuneConfig, rng: np.random.Generator) -> Pairs:
@@ -59,14 +62,30 @@ def augment(z: np.ndarray, x: np.ndarray, cfg: FinetuneConfig, rng: np.random.Ge
     return z, x
 
 
-def _tensor(model: SiamModel, a: np.ndarray) -> torch.Tensor:
-    return model.normalise(torch.from_numpy(np.ascontiguousarray(a)).permute(0, 3, 1, 2).float())
-
-
-def _outputs(model: SiamModel, z: torch.Tensor, x: torch.Tensor) -> dict[str, torch.Tensor]:
+def _model_outputs(model: SiamModel, z: np.ndarray, x: np.ndarray) -> dict[str, torch.Tensor]:
+    z, x = (model.normalise(torch.from_numpy(np.ascontiguousarray(a)).permute(0, 3, 1, 2).float()) for a in (z, x))
     fz, fx = model.embed(z), model.embed(x)
     out = model.head.respond(model.head.prepare(fz), fx)
-    return {"fz": fz, "fx": fx, "cls": out["cls"], "loc": out["loc"]}
+    return {"fz": fz, "fx": fx, "score": out["cls"], **({"box": out["loc"]} if "loc" in out else {})}
+
+
+def _chain_outputs(model: SiamNet, z: np.ndarray, x: np.ndarray) -> dict[str, torch.Tensor]:
+    z, x = (torch.from_numpy(np.ascontiguousarray(a)).permute(0, 3, 1, 2).float() for a in (z, x))   # raw RGB 0-255
+    score, fz, fx = model(z, x, features=True)
+    return {"fz": fz, "fx": fx, "score": score}
+
+
+# network class -> what it outputs for a batch of pairs; a new kind of network is one more entry
+READERS: dict[type, Callable[..., dict[str, torch.Tensor]]] = {SiamModel: _model_outputs, SiamNet: _chain_outputs}
+
+
+def outputs(model: torch.nn.Module, z: np.ndarray, x: np.ndarray) -> dict[str, torch.Tensor]:
+    """``model``'s distilled outputs (``fz``, ``fx``, ``score``, perhaps ``box``) for pairs of RGB crops
+    (N x H x W x 3, 0-255)."""
+    kind = next((k for k in type(model).__mro__ if k in READERS), None)
+    if kind is None:
+        raise TypeError(f"no distillation outputs for a {type(model).__name__}; add one to READERS")
+    return READERS[kind](model, z, x)
 
 
 def distill_loss(student: dict[str, torch.Tensor], teacher: dict[str, torch.Tensor],
@@ -75,25 +94,27 @@ def distill_loss(student: dict[str, torch.Tensor], teacher: dict[str, torch.Tens
     def rel(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
         return (a - b).square().mean() / b.var().clamp_min(1e-8)
 
-    target = torch.softmax(teacher["cls"], 1)[:, 1:2]   # where the teacher sees the target
-    log_s, log_t = student["loc"].clamp_min(1e-6).log(), teacher["loc"].clamp_min(1e-6).log()
-    loc = ((log_s - log_t).square() * target).sum() / (target.sum() * log_t.shape[1]).clamp_min(1e-8)
-    terms = {"features": (rel(student["fz"], teacher["fz"]) + rel(student["fx"], teacher["fx"])) / 2,
-             "cls": rel(student["cls"], teacher["cls"]),
-             "loc": loc / log_t.var().clamp_min(1e-8)}
-    terms["total"] = cfg.features * terms["features"] + cfg.cls * terms["cls"] + cfg.loc * terms["loc"]
+    terms = {"score": rel(student["score"], teacher["score"])}
+    if student["fz"].shape == teacher["fz"].shape:   # a narrower embedding is judged by its score map alone
+        terms["features"] = (rel(student["fz"], teacher["fz"]) + rel(student["fx"], teacher["fx"])) / 2
+    if "box" in teacher:
+        target = torch.softmax(teacher["score"], 1)[:, 1:2]   # where the teacher sees the target
+        log_s, log_t = student["box"].clamp_min(1e-6).log(), teacher["box"].clamp_min(1e-6).log()
+        box = ((log_s - log_t).square() * target).sum() / (target.sum() * log_t.shape[1]).clamp_min(1e-8)
+        terms["box"] = box / log_t.var().clamp_min(1e-8)
+    terms["total"] = sum(getattr(cfg, k) * v for k, v in terms.items())
     return terms
 
 
 @torch.no_grad()
-def heldout_loss(student: SiamModel, teacher: SiamModel, pairs: Pairs, cfg: FinetuneConfig,
+def heldout_loss(student: torch.nn.Module, teacher: torch.nn.Module, pairs: Pairs, cfg: FinetuneConfig,
                  batch: int = 32) -> float:
     """The mean distillation loss on fixed pairs, no augmentation."""
     student.eval()
     total, n = 0.0, 0
     for i in range(0, len(pairs[0]), batch):
-        z, x = _tensor(student, pairs[0][i:i + batch]), _tensor(student, pairs[1][i:i + batch])
-        loss = distill_loss(_outputs(student, z, x), _outputs(teacher, z, x), cfg)["total"]
+        z, x = pairs[0][i:i + batch], pairs[1][i:i + batch]
+        loss = distill_loss(outputs(student, z, x), outputs(teacher, z, x), cfg)["total"]
         total, n = total + float(loss) * len(z), n + len(z)
     return total / n
 
@@ -106,8 +127,8 @@ def _train_mode(model: nn.Module) -> None:
             m.eval()
 
 
-def finetune(student: SiamModel, teacher: SiamModel, draw: Callable[[int, int], Pairs], heldout: Pairs,
-             cfg: FinetuneConfig, folder: str, progress: bool = True) -> dict:
+def finetune(student: torch.nn.Module, teacher: torch.nn.Module, draw: Callable[[int, int], Pairs], heldout: Pairs,
+             cfg: FinetuneConfig, folder: str, progress: bool = True) -> dict[str, Any]:
     """Train ``student`` towards ``teacher``; ``draw(epoch, count)`` gives an epoch's training pairs.
 
     Resumes from ``folder/last.pth``; the best epoch's weights are loaded into ``student`` at the end and
@@ -117,14 +138,16 @@ def finetune(student: SiamModel, teacher: SiamModel, draw: Callable[[int, int], 
     teacher = teacher.eval()   # its outputs are computed under no_grad
     opt = torch.optim.Adam(student.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     last, best_path = os.path.join(folder, "last.pth"), os.path.join(folder, "best.pth")
-    state = {"epoch": 0, "history": [], "best": heldout_loss(student, teacher, heldout, cfg), "best_epoch": 0}
     if os.path.isfile(last):
         saved = torch.load(last, map_location="cpu", weights_only=False)
         student.load_state_dict(saved["model"])
         opt.load_state_dict(saved["optimizer"])
         state = saved["state"]
-    elif not os.path.isfile(best_path):
-        torch_save(student.state_dict(), best_path)   # epoch 0: the fits alone
+    else:   # epoch 0: the network as given (a best.pth without last.pth is from another run)
+        start = heldout_loss(student, teacher, heldout, cfg)
+        state = {"epoch": 0, "history": [{"epoch": 0, "train": None, "heldout": start}], "best": start,
+                 "best_epoch": 0}
+        torch_save(student.state_dict(), best_path)
     while state["epoch"] < cfg.epochs and state["epoch"] - state["best_epoch"] < cfg.patience:
         epoch = state["epoch"] + 1
         rng = np.random.default_rng(epoch)
@@ -136,10 +159,9 @@ def finetune(student: SiamModel, teacher: SiamModel, draw: Callable[[int, int], 
         for i in bar:
             idx = order[i:i + cfg.batch]
             z, x = augment(z_all[idx], x_all[idx], cfg, rng)
-            z, x = _tensor(student, z), _tensor(student, x)
             with torch.no_grad():
-                want = _outputs(teacher, z, x)
-            loss = distill_loss(_outputs(student, z, x), want, cfg)["total"]
+                want = outputs(teacher, z, x)
+            loss = distill_loss(outputs(student, z, x), want, cfg)["total"]
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
