@@ -6,7 +6,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from siamfc.compression.driver import CompressConfig, Compressor
+from siamfc.compression.driver import Compressor
+from siamfc.compression.recipe import CompressConfig
 from siamfc.data.crop import crop_dataset
 from siamfc.errors import InputError
 from siamfc.data.synthetic import SynthConfig, make_dataset

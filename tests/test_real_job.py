@@ -110,7 +110,8 @@ def test_pseudo_labels_come_from_the_teacher_alone(world, tmp_path):
 def test_the_shared_weights_load_as_teachers(name, widths, tmp_path):
     """Bare release state dicts (no metadata, BN eps 1e-6) and the folded-BN teacher
     plan the widths the issue names."""
-    from siamfc.compression.driver import CompressConfig, Compressor
+    from siamfc.compression.driver import Compressor
+    from siamfc.compression.recipe import CompressConfig
 
     need_shared(WEIGHTS / name)
     cfg = CompressConfig(rates=[0.5] if "30" in name else [0.3])
@@ -173,3 +174,33 @@ def test_the_real_job_reads_training_footage_as_video_folders(world, tmp_path, m
                                                                                          "vidA_part2"]
     assert job.stage_crop()["sequences"] == 1
     assert job.compressor("halve", str(tmp_path / "c")).cfg.select.benchmark == "folder"
+
+
+def test_the_final_distillation_polishes_every_network_and_evaluation_tracks_it(world, tmp_path):
+    extra = tmp_path / "extra"
+    for k, name in enumerate(("a", "b", "pa", "pb")):
+        frames, boxes = moving_patch_clip(seed=20 + k, n=12)
+        write_otb_sequence(extra if len(name) == 1 else tmp_path / "run" / "pseudo" / ("train" if name == "pa"
+                                                                                      else "select"),
+                           name, frames, boxes)
+    (extra / "splits.json").write_text('{"train": ["a"], "val": ["b"]}')
+    path = real_config(tmp_path, world["shared"], holdout=["vidB"], polish_footage=[f"folder:{extra}:train"],
+                       polish_selection=[f"folder:{extra}:val"], heldout_pairs=16)
+    cfg = yaml.safe_load(path.read_text())
+    cfg["polish"] = {"epochs": 1, "pairs": 16, "batch": 8}
+    path.write_text(yaml.safe_dump(cfg))
+    job = load_job(str(path))
+    job.run_stage("split", log=lambda m: None)
+    torch.manual_seed(1)
+    for name, widths in (("halve", (14, 38, 56, 56, 38)), ("label_free", (14, 38, 56, 56, 38)),
+                         ("full", (28, 76, 114, 114, 76))):
+        save_checkpoint(Path(job.path(name, "slim.pth")), build_net(widths))
+    train, held = job.polish_sets("halve")
+    assert {s.name for s in train} >= {"a", "vidA_part1"} and {s.name for s in held} == {"b", "vidB"}
+    assert [s.name for s in job.polish_sets("label_free")[0]] == ["pa"]
+    job.run_stage("polish", log=lambda m: None)
+    for name in ("halve", "label_free", "full"):
+        state = job.result("polish")["experiments"][name]
+        assert [h["epoch"] for h in state["history"]] == [0, 1]
+        assert job.network(name) == job.path(name, "polished.pth") and Path(job.path(f"polish_{name}.png")).is_file()
+        assert job.trackers()[name].checkpoint == job.network(name)

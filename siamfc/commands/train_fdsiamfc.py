@@ -11,7 +11,8 @@ from __future__ import annotations
 
 
 from ..cli import ArgParser, count_arg, dir_arg, file_arg
-from ..compression.driver import CompressConfig, Compressor
+from ..compression.driver import Compressor
+from ..compression.recipe import CompressConfig
 from ..config import load_section
 
 

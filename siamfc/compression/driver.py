@@ -14,85 +14,28 @@ from __future__ import annotations
 import functools
 import os
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from typing import Any
 
 import torch
 
-from ..config import Config, param
-from ..data.frames import FramePairConfig, cut_pairs, training_frames
+from ..data.frames import cut_pairs, training_frames
 from ..errors import InputError
-from ..evaluation.benchmarks import BENCHMARK_NAMES
-from ..evaluation import evaluate
-from ..files import copy_file, read_json, write_json, write_text
+from ..files import copy_file, read_json, write_json
 from ..models.batchnorm import identity_bns, reexpress_identity_bns
 from ..models.checkpoint import load_checkpoint, save_checkpoint
-from ..models.fd import SQUEEZE_GROUPINGS, FDChain, FDPlan
+from ..models.fd import FDChain, FDPlan
 from ..models.net import SiamNet
-from ..tracking.backends import BACKENDS
 from ..tracking.factory import TrackerSpec
 from ..training.bank import TeacherBank
-from ..training.distill import DistillTrainer, LossWeights, distill_gflop_per_pair
+from ..training.distill import DistillTrainer, distill_gflop_per_pair
 from ..training.trainer import TrainConfig, TrainingDiverged, epoch_path
-from .diagnosis import DiagnoseConfig, diagnose, held_out_pairs, plot_diagnosis
-from .squeezes import SQUEEZES, init_hourglass, init_selection, output_projection
-from .transitions import TARGETS, TRANSITIONS, carry_over, init_narrowed, refine_narrowed
-
-
-# Distillation from the teacher: Adam at a small lr, BN statistics kept (SiamFC_VID's are folded into identities).
-DISTILL = dict(batch_size=16, num_workers=0, optimizer="adam", weight_decay=0.0, initial_lr=5e-5, ultimate_lr=2e-5,
-               bn="frozen")
-
-
-@dataclass
-class SelectConfig(Config):
-    """Where and how candidate checkpoints are scored."""
-
-    benchmark: str = param("got10k-val", choices=BENCHMARK_NAMES)
-    root: str = param("", path="dir")
-    workers: int = param(2, ge=1)
-    backend: str = param("fp32", choices=BACKENDS)
-    sequences: int = param(0, ge=0)                 # use only the first N sequences (0 = all)
-    names: list[str] = param(factory=list)          # or only these sequences
-    segment: int = param(0, ge=0)                   # track in pieces of this many frames (0: whole sequences)
-    tail_names: list[str] = param(factory=list)     # sequences whose last `tail` (kept out of training) is tracked too
-    tail: float = param(0.0, ge=0, le=0.9)
-
-
-@dataclass
-class CompressConfig(Config):
-    """One compression. The defaults are the recipe measured best on held-out real footage
-    (docs/training-and-compression.md, "Ablations"): closed-form steps aimed at the teacher's activations,
-    channel-selection squeezes grouped as the next conv, and fine-tunes alone training, by distillation
-    on random regions of the training frames. Configs set the data, the budget and the selection set;
-    the paper's own recipe is ``transition: fresh, grouping: conv, targets: previous, squeeze: pca,
-    data: pairs, loss: {track: 1}`` with trained steps."""
-
-    rates: list[float] = param(factory=lambda: [0.3], gt=0, le=1)   # relative to the teacher: one, or one a layer
-    grouping: str = param("aligned", choices=SQUEEZE_GROUPINGS)  # squeeze/combine groups: conv (paper) | aligned
-    transition: str = param("inherit", choices=TRANSITIONS)      # even-step initialisation: fresh (paper) | inherit
-    targets: str = param("teacher", choices=TARGETS)             # what the inherit fits reproduce
-    squeeze: str = param("select", choices=SQUEEZES)             # inherit's odd steps: PCA hourglass | channel selection
-    loss: LossWeights = param(factory=lambda: LossWeights(track=0.0, response=1.0, features=1.0))
-    data: str = param("frames", choices=("pairs", "frames"))     # training pairs: target-centred crops | random
-                                                                 # regions of the frames, teacher outputs cached
-    frames: FramePairConfig = param(factory=FramePairConfig)
-    candidates: int = param(1, ge=1)                # newest epochs of a phase that compete for selection
-    init_candidate: bool = True                     # the phase's starting network (epoch 0) competes too
-    sample_images: int = param(128, ge=1)           # pairs (exemplar and search crop) the inherit fits read
-    refine_iters: int = param(0, ge=0)              # inherit: local refinement of each even step (0: off)
-    refine_lr: float = param(1e-4, gt=0)
-    step: TrainConfig = param(factory=lambda: TrainConfig(epochs=0, **DISTILL))   # the fit alone
-    finetune: TrainConfig = param(factory=lambda: TrainConfig(epochs=2, guard=3.0, **DISTILL))
-    select: SelectConfig = param(factory=SelectConfig)
-    diagnose: DiagnoseConfig = param(factory=DiagnoseConfig)
-    seed: int = param(0, ge=0)
-    last_step: int = param(0, ge=0)                 # stop after this step (0: all; the transform needs all)
-
-    def check(self) -> None:
-        from ..config import ConfigError
-        if self.data == "frames" and self.loss.track:
-            raise ConfigError("CompressConfig.data", "random-region pairs have no labels: set loss.track to 0")
+from .diagnosis import diagnose, held_out_pairs
+from .phase_log import write_log
+from .phase_select import score_candidate
+from .recipe import CompressConfig
+from .squeezes import init_hourglass, init_selection, output_projection
+from .transitions import carry_over, init_narrowed, refine_narrowed
 
 
 def phases(last_step: int) -> list[tuple[str, int, bool]]:
@@ -103,21 +46,9 @@ def phases(last_step: int) -> list[tuple[str, int, bool]]:
     return out
 
 
-def _throughput(phase: dict[str, Any]) -> str:
-    rate, share = phase.get("pairs_per_s") or [], phase.get("arithmetic")
-    if not rate:
-        return "-"
-    text = f"{sum(rate) / len(rate):.1f}"
-    return f"{text} ({100 * share['fraction']:.0f}% {share['precision']})" if share else text
-
-
 def candidate_path(phase_dir: str, epoch: int) -> str:
     """A phase's candidate: its starting network (epoch 0) or an epoch checkpoint."""
     return os.path.join(phase_dir, "start.pth") if epoch == 0 else epoch_path(phase_dir, epoch)
-
-
-def selection_score(summary: dict[str, Any]) -> float:
-    return 0.4 * summary["mean_auc"] + 0.4 * summary["mean_precision"] + 0.2 * summary["mean_success_rate"]
 
 
 class Compressor:
@@ -359,62 +290,9 @@ class Compressor:
         self.write_log()
 
     def score(self, phase_dir: str, name: str, epoch: int) -> dict[str, Any]:
-        """The candidate's selection score over the held-out sequences and, where set, the
-        held-out tails of the training sequences."""
-        sel = self.cfg.select
-        spec = TrackerSpec("siamfc", candidate_path(phase_dir, epoch), sel.backend, name=f"{name}_e{epoch}")
-        runs = [evaluate(spec, sel.benchmark, sel.root, os.path.join(phase_dir, "select"), sel.workers,
-                         self.selection_sequences(), segment=sel.segment)]
-        if sel.tail and sel.tail_names:
-            runs.append(evaluate(spec, sel.benchmark, sel.root, os.path.join(phase_dir, "select_tails"), sel.workers,
-                                 list(sel.tail_names), tails=sel.tail))
-        # the held-out videos and the tails weigh the same: the tails outnumber the videos, but
-        # they come from videos training saw, and so hide a loss the videos show
-        mean = {k: sum(r[f"mean_{k}"] for r in runs) / len(runs) for k in ("auc", "precision", "success_rate")}
-        out = {"epoch": epoch, "auc": mean["auc"], "precision": mean["precision"],
-               "success_rate": mean["success_rate"], "ao": runs[0].get("ao"),
-               "sequences": sum(len(r["sequences"]) for r in runs)}
-        out["score"] = selection_score({f"mean_{k}": v for k, v in mean.items()})
-        if len(runs) > 1:   # the two parts apart, to see whether they agree
-            out["parts"] = {"held_out": runs[0]["mean_auc"], "tails": runs[1]["mean_auc"]}
-        return out
-
-    def selection_sequences(self) -> list[str] | None:
-        if self.cfg.select.names:
-            return list(self.cfg.select.names)
-        if not self.cfg.select.sequences:
-            return None
-        if not hasattr(self, "_selection"):
-            from ..evaluation.benchmarks import load_benchmark
-            bench = load_benchmark(self.cfg.select.benchmark, self.cfg.select.root)
-            self._selection = [s.name for s in bench.sequences[:self.cfg.select.sequences]]
-        return self._selection
+        """The candidate's selection score (``phase_select``)."""
+        spec = TrackerSpec("siamfc", candidate_path(phase_dir, epoch), self.cfg.select.backend, name=f"{name}_e{epoch}")
+        return score_candidate(self.cfg.select, spec, phase_dir, epoch)
 
     def write_log(self) -> None:
-        lines = ["# FD compression log", "",
-                 f"teacher: `{self.state['teacher']}`  ",
-                 f"rates: {self.cfg.rates}, grouping: {self.cfg.grouping}, transition: {self.cfg.transition}, "
-                 f"targets: {self.cfg.targets}, calibration pairs: {self.cfg.sample_images}, "
-                 f"loss: {asdict(self.cfg.loss)}  ",
-                 f"selection: {self.cfg.select.benchmark} at `{self.cfg.select.root}`"
-                 f"{f' in {self.cfg.select.segment}-frame segments' if self.cfg.select.segment else ', whole sequences'}, "
-                 "score = 0.4 AUC + 0.4 precision + 0.2 SR  ",
-                 f"diagnosis: {self.cfg.diagnose.pairs} held-out pairs from `{self.cfg.diagnose.crops}`; embedding "
-                 "error after the best orthogonal map onto the teacher's, relative to its energy" if self.cfg.diagnose.crops
-                 else "diagnosis: off (no held-out crops given)", "",
-                 "| phase | init | fit residual | candidates (epoch: score) | chosen | held-out AUC | precision | SR "
-                 "| embedding error | score-map corr. | pairs/s (share of GEMM peak) | time (s) |",
-                 "|---|---|---|---|---|---|---|---|---|---|---|---|"]
-        for p in self.state["phases"]:
-            cands = ", ".join(f"{c['epoch']}: {c['score']:.3f}" for c in p["candidates"])
-            d = p.get("diagnosis") or {}
-            fit = p.get("refined_residual") if p.get("refined_residual") is not None else p.get("fit_residual")
-            lines.append(f"| {p['name']} | {p['init']} | {'-' if fit is None else f'{fit:.3f}'} | {cands} | "
-                         f"{p['selected_epoch']} | {p['auc']:.3f} | {p['precision']:.3f} | {p['success_rate']:.3f} | "
-                         f"{d.get('embedding_error', '-')} | {d.get('response_correlation', '-')} | "
-                         f"{_throughput(p)} | {p['seconds']:.0f} |")
-        plot = plot_diagnosis(self.state["phases"], os.path.join(self.out_dir, "diagnosis.png"),
-                              f"{os.path.basename(self.state['teacher'])} at {self.cfg.rates}: held-out, per phase")
-        if plot:
-            lines += ["", "![diagnosis](diagnosis.png)"]
-        write_text(os.path.join(self.out_dir, "compress_log.md"), "\n".join(lines) + "\n")
+        write_log(self.state, self.cfg, self.out_dir)

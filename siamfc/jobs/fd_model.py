@@ -14,7 +14,8 @@ import os
 from dataclasses import dataclass
 from typing import Any
 
-from ..compression.driver import CompressConfig, Compressor
+from ..compression.driver import Compressor
+from ..compression.recipe import CompressConfig
 from ..compression.transform import transform
 from ..config import Config, ConfigError, TrackerConfig, from_dict, param, to_dict
 from ..data.synthetic import SynthConfig, make_dataset

@@ -55,7 +55,7 @@ class NanoJobConfig(Config):
     out: str = "runs/nanotrack"
     model: str = "configs/nanotrack/NanoTrackV2.yaml"
     weights: str = shared_path("peers", "nanotrackv2", "nanotrackv2.pth")
-    rate: float = param(0.5, gt=0, le=1)
+    rate: float = param(0.6, gt=0, le=1)
     parts: list[str] = param(factory=lambda: list(PARTS), choices=PARTS)
     select: str = param("greedy", choices=("greedy", "energy"))
     ridge: float = param(1.0e-3, ge=0)
@@ -245,7 +245,8 @@ class NanoJob(StagedJob):
         return {"selection": self.sets("selection")[0], "frames": sum(len(q) for q in sequences), "trackers": scored}
 
     def stage_report(self) -> dict[str, Any]:
-        from .nanotrack_report import render_curve, render_markdown
+        from .distill_plot import render_curve
+        from .nanotrack_report import render_markdown
 
         j = self.cfg.nanotrack
         report = {"cpu": cpu_name(), "isa": isa_summary(), "threads": j.threads, "rate": j.rate,

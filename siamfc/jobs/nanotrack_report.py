@@ -1,9 +1,7 @@
-"""``REPORT.md`` and ``distillation.png`` of the NanoTrack FD job, from its ``report.json``."""
+"""``REPORT.md`` of the NanoTrack FD job, from its ``report.json``."""
 from __future__ import annotations
 
 from typing import Any
-
-from ..files import atomic_path
 
 
 def render_markdown(r: dict[str, Any]) -> str:
@@ -38,25 +36,3 @@ def render_markdown(r: dict[str, Any]) -> str:
     lines += [f"| {k} | {v:.0f} |" for k, v in r["stage_seconds"].items()]
     lines.append(f"| total | {r['elapsed_s']:.0f} |")
     return "\n".join(lines) + "\n"
-
-
-def render_curve(history: list[dict[str, Any]], path: str) -> None:
-    """Training and held-out distillation loss by epoch, side by side on one axis."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(5.5, 3.8))
-    trained = [h for h in history if h["train"] is not None]
-    ax.plot([h["epoch"] for h in trained], [h["train"] for h in trained], "o-", label="training pairs (augmented)")
-    ax.plot([h["epoch"] for h in history], [h["heldout"] for h in history], "s-",
-            label="held-out pairs (selection scenes; epoch 0: the fits alone)")
-    ax.set_xlabel("epoch")
-    ax.set_ylabel("distillation loss")
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=120)
-    plt.close(fig)

@@ -18,7 +18,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..compression.driver import CompressConfig, Compressor
+from ..compression.driver import Compressor
+from ..compression.recipe import CompressConfig
 from ..config import Config, ConfigError, TrackerConfig, from_dict, load_yaml, param, to_dict
 from ..data.crop import crop_dataset
 from ..data.synthetic import SynthConfig, make_dataset

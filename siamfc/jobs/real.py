@@ -26,7 +26,10 @@ from typing import Any
 
 import torch
 
-from ..compression.driver import CompressConfig, Compressor
+from ..compression.driver import Compressor
+from ..compression.recipe import CompressConfig
+from ..compression.end_to_end import FinetuneConfig, finetune
+from ..compression.nano_calibration import tracking_pairs
 from ..compression.pseudo import PseudoConfig, pseudo_label
 from ..compression.transform import transform
 from ..config import Config, ConfigError, TrackerConfig, from_dict, param, to_dict
@@ -36,10 +39,11 @@ from ..evaluation import evaluate, report_together
 from ..evaluation.benchmarks import load_benchmark
 from ..evaluation.speed import tracker_fps
 from ..files import read_json, write_json
-from ..models.checkpoint import load_checkpoint
+from ..models.checkpoint import load_checkpoint, save_checkpoint
 from ..models.stats import count_params, gflops
 from ..report import render_report
 from ..stages import StagedJob
+from .distill_plot import render_curve
 from ..system import cpu_name, isa_summary
 from ..tracking.factory import TrackerSpec
 
@@ -67,6 +71,11 @@ class RealJobConfig(Config):
     fps_frames: int = param(200, ge=1)
     overlay_sequence: str = "Crossing"
     pseudo: PseudoConfig = param(factory=PseudoConfig)
+    # the final distillation (polish: section) also trains on these BENCHMARK:ROOT:SPLIT sets and stops early on
+    # held-out pairs from polish_selection and the held-out videos; the label-free run uses its own clips alone
+    polish_footage: list[str] = param(factory=lambda: ["folder:{shared}/data/extra_real/videos:train"])
+    polish_selection: list[str] = param(factory=lambda: ["folder:{shared}/data/extra_real/videos:val"])
+    heldout_pairs: int = param(512, ge=16)
 
 
 @dataclass
@@ -76,13 +85,16 @@ class RealConfig(Config):
     halve: CompressConfig = param(factory=CompressConfig)
     label_free: CompressConfig = param(factory=CompressConfig)
     full: CompressConfig = param(factory=CompressConfig)
+    polish: FinetuneConfig = param(factory=lambda: FinetuneConfig(epochs=0))   # 0: the compressed networks as they are
     track: TrackerConfig = param(factory=TrackerConfig)
 
 
 class RealJob(StagedJob):
-    STAGES = ("split", "crop", "pseudo") + EXPERIMENTS + ("evaluate", "report")
+    STAGES = ("split", "crop", "pseudo") + EXPERIMENTS + ("polish", "evaluate", "report")
     OUTPUTS = {"split": ("split.json",), "crop": ("crops",), "pseudo": ("pseudo",),
-               "halve": ("halve",), "label_free": ("label_free",), "full": ("full",), "evaluate": ("eval",),
+               "halve": ("halve",), "label_free": ("label_free",), "full": ("full",),
+               "polish": tuple(os.path.join(n, p) for n in EXPERIMENTS for p in ("polish", "polished.pth")),
+               "evaluate": ("eval",),
                "report": ("report.json", "REPORT.md")}
 
     def __init__(self, cfg: RealConfig) -> None:
@@ -195,13 +207,60 @@ class RealJob(StagedJob):
     def stage_full(self) -> dict[str, Any]:
         return self.compress("full")
 
+    def polish_sets(self, name: str) -> tuple[list[Any], list[Any]]:
+        """The training and held-out sequences of experiment ``name``'s final distillation."""
+        def sets(texts: list[str]) -> list[Any]:
+            found = []
+            for text in texts:
+                bench, root, *split = text.replace("{shared}", self.cfg.real.shared).split(":")
+                names = read_json(os.path.join(root, "splits.json"))[split[0]] if split else None
+                found += load_benchmark(bench, root, names).sequences
+            return found
+
+        if name == "label_free":   # no box read: the teacher's own clips
+            return (load_benchmark("folder", self.path("pseudo", "train")).sequences,
+                    load_benchmark("folder", self.path("pseudo", "select")).sequences)
+        bench = "got10k-train" if self.layout == "got10k" else "folder"
+        own = {k: load_benchmark(bench, self.train_root, self.split()[k]).sequences for k in ("train", "select")}
+        return (own["train"] + sets(self.cfg.real.polish_footage),
+                own["select"] + sets(self.cfg.real.polish_selection))
+
+    def stage_polish(self) -> dict[str, Any]:
+        """Each compressed network distilled end to end against its teacher on tracking pairs, early-stopped
+        on held-out pairs (compression/end_to_end.py); nothing when polish.epochs is 0."""
+        cfg = self.cfg.polish
+        if cfg.epochs == 0:
+            return {"epochs": 0}
+        done = {}
+        for name in EXPERIMENTS:
+            out = self.path(name, "polished.pth")
+            if os.path.isfile(out):   # finished before a stop
+                done[name] = read_json(self.path(name, "polish", "state.json"))
+                continue
+            train, held = self.polish_sets(name)
+            loaded = load_checkpoint(self.path(name, "slim.pth"))
+            teacher = load_checkpoint(self.teachers[name]).net.eval()
+            heldout = tracking_pairs(held, self.cfg.real.heldout_pairs, seed=1)
+            state = finetune(loaded.net, teacher, lambda epoch, n: tracking_pairs(train, n, seed=1000 + epoch),
+                             heldout, cfg, self.path(name, "polish"))
+            write_json(self.path(name, "polish", "state.json"), state)
+            render_curve(state["history"], self.path(f"polish_{name}.png"), f"final distillation: {name}")
+            save_checkpoint(out, loaded.net, **loaded.meta)
+            done[name] = state
+        return {"epochs": cfg.epochs, "experiments": done}
+
+    def network(self, name: str) -> str:
+        """Experiment ``name``'s final network: polished when the polish stage trained it."""
+        polished = self.path(name, "polished.pth")
+        return polished if self.cfg.polish.epochs and os.path.isfile(polished) else self.path(name, "slim.pth")
+
     def trackers(self) -> dict[str, TrackerSpec]:
         track = to_dict(self.cfg.track)
         specs = {"full_teacher": TrackerSpec("siamfc", self.teachers["full"], options=track, name="SiamFC_VID")}
         specs.update({f"ref_{n}": TrackerSpec("siamfc", p, options=track, name=f"{n} (authors)")
                       for n, p in self.references.items()})
         names = {"halve": "ours-halve", "label_free": "ours-halve-label-free", "full": "ours-full-0.3"}
-        specs.update({k: TrackerSpec("siamfc", self.path(k, "slim.pth"), options=track, name=v)
+        specs.update({k: TrackerSpec("siamfc", self.network(k), options=track, name=v)
                       for k, v in names.items()})
         return specs
 
@@ -260,6 +319,7 @@ class RealJob(StagedJob):
             "teacher_checkpoint": os.path.abspath(self.teachers["full"]),
             "halve_teacher_checkpoint": os.path.abspath(self.teachers["halve"]),
             "split": self.split()["videos"], "tail": self.cfg.real.tail, "pseudo": self.result("pseudo"),
+            "polish": self.result("polish") if self.done("polish") else None,
             "models": models, "per_sequence": per_sequence, "phases": phases, "diagnosis_plots": plots,
             "fold_error": {name: self.result(name)["fold_error"] for name in EXPERIMENTS},
             "stage_seconds": seconds, "elapsed_s": round(sum(seconds.values()), 1),
