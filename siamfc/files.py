@@ -85,3 +85,13 @@ def update_json(path: str | os.PathLike, update: Any) -> Any:
         data = update(data)
         write_json(path, data)
     return data
+
+
+def save_figure(fig: Any, path: str | os.PathLike, dpi: int = 120) -> None:
+    """Lay out a matplotlib figure, write it as PNG atomically and free it."""
+    import matplotlib.pyplot as plt
+
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=dpi)
+    plt.close(fig)

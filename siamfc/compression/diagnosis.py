@@ -16,13 +16,13 @@ enough for every phase.
 """
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from typing import Any, Sequence
 
 import torch
 
 from ..config import Config, param
+from ..files import save_figure
 from ..models.net import SiamNet
 from .fit_moments import as_rows
 
@@ -101,10 +101,5 @@ def plot_diagnosis(phases: list[dict[str, Any]], path: str, title: str) -> str |
     ax.grid(alpha=0.3)
     ax.set_title(title, fontsize=10)
     ax.legend(fontsize=8, loc="lower left")
-    fig.tight_layout()
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    tmp = path + ".tmp.png"
-    fig.savefig(tmp, dpi=110)
-    plt.close(fig)
-    os.replace(tmp, path)
+    save_figure(fig, path, dpi=110)
     return path

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..files import atomic_path
+from ..files import save_figure
 
 
 def render_curve(history: list[dict[str, Any]], path: str, title: str = "") -> None:
@@ -23,7 +23,4 @@ def render_curve(history: list[dict[str, Any]], path: str, title: str = "") -> N
     ax.set_title(title, fontsize=10)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
-    fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=120)
-    plt.close(fig)
+    save_figure(fig, path)

@@ -4,7 +4,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from ..files import atomic_path
+from ..files import save_figure
 
 
 def _num(v: Any, fmt: str) -> str:
@@ -71,7 +71,4 @@ def render_plot(sweep: dict[str, Any], path: str) -> None:
     ax.set_title(f"AUC against speed: {len(sweep['sequences'])} sequences of {where}", fontsize=10)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
-    fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=120)
-    plt.close(fig)
+    save_figure(fig, path)
