@@ -61,10 +61,16 @@ def render_plot(sweep: dict[str, Any], path: str) -> None:
                         fontsize=8)
     markers = {"nanotrack": ("*", "tab:blue", "NanoTrack v2, original pair"), "vittrack": ("s", "tab:red", "VitTrack"),
                "nanotrack-distilled": ("D", "tab:green", "NanoTrack v2, FD cut + distillation (ours)")}
+    labelled = set()
     for name, r in rows.items():
         if r["kind"] in markers:
             marker, color, label = markers[r["kind"]]
-            ax.plot(r["fps"], r["auc"], marker, color=color, markersize=11, linestyle="none", label=label)
+            ax.plot(r["fps"], r["auc"], marker, color=color, markersize=11, linestyle="none",
+                    label=None if r["kind"] in labelled else label)
+            labelled.add(r["kind"])
+            if r["kind"] == "nanotrack-distilled":   # several may share the plot: say which
+                ax.annotate(name.replace("-distilled", ""), (r["fps"], r["auc"]), textcoords="offset points",
+                            xytext=(6, -10), fontsize=7, color=color)
     ax.set_xlabel(f"fps (1 / median update, {sweep['threads']} threads)")
     ax.set_ylabel("mean AUC")
     where = os.path.join(*sweep["root"].split(os.sep)[-2:])
