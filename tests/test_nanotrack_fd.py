@@ -69,11 +69,16 @@ def test_the_sweep_refuses_to_calibrate_on_the_scored_sequences(tmp_path):
 
 
 def test_the_nanotrack_job_checks_its_sets_before_any_work(tmp_path):
+    with pytest.raises(ConfigError, match="nanotrack.weights: .*missing.pth: file not found"):
+        make_job("c.yaml", {"job": "nanotrack", "nanotrack": {"weights": str(tmp_path / "missing.pth")}})
+    weights = tmp_path / "w.pth"
+    weights.write_bytes(b"")
     with pytest.raises(ConfigError, match="nanotrack.selection"):
-        make_job("c.yaml", {"job": "nanotrack", "nanotrack": {"selection": "folder"}})
+        make_job("c.yaml", {"job": "nanotrack", "nanotrack": {"weights": str(weights), "selection": "folder"}})
     (tmp_path / "splits.json").write_text('{"train": ["a", "b"], "val": ["b"]}')
     job = make_job("c.yaml", {"job": "nanotrack", "nanotrack": {
-        "out": str(tmp_path / "out"), "training": [f"folder:{tmp_path}:train"], "selection": f"folder:{tmp_path}:val"}})
+        "out": str(tmp_path / "out"), "weights": str(weights), "training": [f"folder:{tmp_path}:train"],
+        "selection": f"folder:{tmp_path}:val"}})
     with pytest.raises(InputError, match="holds selection sequences"):
         job.loaded()
     assert not (tmp_path / "out").exists()

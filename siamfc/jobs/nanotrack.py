@@ -81,6 +81,9 @@ def make_job(path: str, data: dict[str, Any], out: str | None = None) -> "NanoJo
     cfg = from_dict(NanoConfig, data, f"{path}:")
     if out:
         cfg.nanotrack.out = out
+    for key in ("model", "weights"):   # before any stage writes anything
+        if not os.path.isfile(getattr(cfg.nanotrack, key)):
+            raise ConfigError(f"{path}:nanotrack.{key}", f"{getattr(cfg.nanotrack, key)}: file not found")
     for i, text in enumerate([*cfg.nanotrack.training, cfg.nanotrack.selection]):
         if len(text.split(":")) not in (2, 3):
             key = f"training[{i}]" if i < len(cfg.nanotrack.training) else "selection"
