@@ -9,6 +9,7 @@ file fails with a clear message before tracking starts.
 """
 from __future__ import annotations
 
+import json
 import os
 from dataclasses import dataclass
 from typing import Any, Callable
@@ -126,3 +127,19 @@ def load_benchmark(name: str, root: str, only: list[str] | None = None, segment:
     if segment:
         sequences = [piece for seq in sequences for piece in segments(seq, segment)]
     return LoadedBenchmark(spec, root, sequences, failed)
+
+
+def sequence_set(text: str) -> tuple[str, str, list[str] | None]:
+    """``BENCHMARK:ROOT[:SPLIT]`` -> the benchmark, its root and the names the split lists in
+    ``ROOT/splits.json`` (None: every sequence); a malformed text or a missing list is a one-line error."""
+    parts = text.split(":")
+    if len(parts) not in (2, 3):
+        raise InputError(f"{text}: a sequence set is BENCHMARK:ROOT or BENCHMARK:ROOT:SPLIT")
+    if len(parts) == 2:
+        return parts[0], parts[1], None
+    path = os.path.join(parts[1], "splits.json")
+    try:
+        with open(path) as f:
+            return parts[0], parts[1], list(json.load(f)[parts[2]])
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise InputError(f"{path}: no sequence list '{parts[2]}' ({type(e).__name__})") from None

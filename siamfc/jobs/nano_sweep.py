@@ -25,7 +25,7 @@ from ..compression.nano_widths import PARTS, update_macs
 from ..deploy.nano_onnx import export_nano
 from ..errors import InputError
 from ..evaluation import evaluate
-from ..evaluation.benchmarks import load_benchmark
+from ..evaluation.benchmarks import load_benchmark, sequence_set
 from ..evaluation.interleaved import interleaved_fps, paired_speedup
 from ..evaluation.summary import paired_difference
 from ..files import read_json, write_json, write_text
@@ -87,14 +87,11 @@ def _calibration_sets(s: Sweep, scored: set[str] | None) -> list[tuple[str, str,
     all under the sweep's root) is an error."""
     sets = []
     for text in s.calibration:
-        parts = text.split(":")
-        if len(parts) not in (2, 3):
-            raise InputError(f"{text}: a calibration set is BENCHMARK:ROOT or BENCHMARK:ROOT:SPLIT")
-        names = list(read_json(os.path.join(parts[1], "splits.json"))[parts[2]]) if len(parts) == 3 else None
-        same_root = os.path.abspath(parts[1]) == os.path.abspath(s.root)
+        bench, root, names = sequence_set(text)
+        same_root = os.path.abspath(root) == os.path.abspath(s.root)
         if same_root and (names is None or scored is None or scored & set(names)):
             raise InputError(f"{text}: calibrating on the sequences the sweep scores")
-        sets.append((parts[0], parts[1], names))
+        sets.append((bench, root, names))
     return sets
 
 

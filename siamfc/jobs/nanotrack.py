@@ -34,10 +34,10 @@ from ..data.sequences import Sequence
 from ..deploy.nano_onnx import export_nano
 from ..errors import InputError
 from ..evaluation import evaluate
-from ..evaluation.benchmarks import load_benchmark
+from ..evaluation.benchmarks import load_benchmark, sequence_set
 from ..evaluation.interleaved import interleaved_fps, paired_speedup
 from ..evaluation.summary import paired_difference
-from ..files import atomic_path, read_json, torch_save, write_json, write_text
+from ..files import atomic_path, torch_save, write_json, write_text
 from ..models.model_io import load_model
 from ..models.siamese import SiamModel
 from ..shared import shared_path
@@ -91,19 +91,8 @@ def make_job(path: str, data: dict[str, Any], out: str | None = None) -> "NanoJo
     return NanoJob(cfg)
 
 
-def _split(text: str) -> tuple[str, str, list[str] | None]:
-    bench, root, *split = text.split(":")
-    if not split:
-        return bench, root, None
-    path = os.path.join(root, "splits.json")
-    try:
-        return bench, root, list(read_json(path)[split[0]])
-    except (OSError, ValueError, KeyError, TypeError) as e:
-        raise InputError(f"{path}: no sequence list '{split[0]}' ({type(e).__name__})") from None
-
-
 def _sequences(sets: list[str]) -> list[Sequence]:
-    return [q for text in sets for q in load_benchmark(*_split(text)).sequences]
+    return [q for text in sets for q in load_benchmark(*sequence_set(text)).sequences]
 
 
 @dataclass
@@ -127,9 +116,9 @@ class NanoJob(StagedJob):
     def loaded(self) -> _Loaded:
         if self._loaded is None:
             j = self.cfg.nanotrack
-            _, s_root, s_names = _split(j.selection)
+            _, s_root, s_names = sequence_set(j.selection)
             for text in j.training:   # the selection scenes must stay out of training
-                _, root, names = _split(text)
+                _, root, names = sequence_set(text)
                 same = os.path.abspath(root) == os.path.abspath(s_root)
                 if same and (names is None or s_names is None or set(names) & set(s_names)):
                     raise InputError(f"{text}: the training footage holds selection sequences ({j.selection})")
@@ -179,7 +168,7 @@ class NanoJob(StagedJob):
         made = {}
         for role, given in (("training", j.training), ("selection", [j.selection])):
             for i, text in enumerate(given):
-                _, root, names = _split(text)
+                _, root, names = sequence_set(text)
                 made[f"{role}{i}"] = pseudo_label(teacher, root, os.path.join(self.out, "pseudo", f"{role}{i}"),
                                                   self.cfg.pseudo, names)
         return {"label_free": True, "clips": made}
@@ -229,7 +218,7 @@ class NanoJob(StagedJob):
 
     def stage_evaluate(self) -> dict[str, Any]:
         j = self.cfg.nanotrack
-        bench, root, names = _split(self.sets("selection")[0])
+        bench, root, names = sequence_set(self.sets("selection")[0])
         specs = {"NanoTrackV2": TrackerSpec.parse("nanotrack"),
                  "NanoTrackV2-FD": TrackerSpec.parse(f"nanotrack:{self.out}", name="NanoTrackV2-FD")}
         scored, per_seq = {}, {}

@@ -36,7 +36,7 @@ from ..config import Config, ConfigError, TrackerConfig, from_dict, param, to_di
 from ..data.crop import crop_dataset, footage_layout, list_sources
 from ..errors import InputError
 from ..evaluation import evaluate, report_together
-from ..evaluation.benchmarks import load_benchmark
+from ..evaluation.benchmarks import load_benchmark, sequence_set
 from ..evaluation.speed import tracker_fps
 from ..files import read_json, write_json
 from ..models.checkpoint import load_checkpoint, save_checkpoint
@@ -212,9 +212,7 @@ class RealJob(StagedJob):
         def sets(texts: list[str]) -> list[Any]:
             found = []
             for text in texts:
-                bench, root, *split = text.replace("{shared}", self.cfg.real.shared).split(":")
-                names = read_json(os.path.join(root, "splits.json"))[split[0]] if split else None
-                found += load_benchmark(bench, root, names).sequences
+                found += load_benchmark(*sequence_set(text.replace("{shared}", self.cfg.real.shared))).sequences
             return found
 
         if name == "label_free":   # no box read: the teacher's own clips
