@@ -78,6 +78,25 @@ def previous_recipe_lines(a: dict[str, Any]) -> list[str]:
     return [text + ".", ""]
 
 
+def motion_lines(m: dict[str, Any] | None, names: dict[str, str]) -> list[str]:
+    """AO per band of target motion, and the teacher over each random-init seed in each band."""
+    if not m:
+        return []
+    e, aos = m["edges"], m["ao"]
+    bands = [f"{lo:.2f}-{hi:.2f} ({n})" for lo, hi, n in zip(e[:-1], e[1:], m["sequences"])]
+    L = ["### AO by target motion", "",
+         "Sequences in equal-count bands of mean centre displacement per frame over the target's first size "
+         "(sequences per band in brackets). Random weights match templates while the target barely moves; "
+         "the gap to the trained teacher opens as it moves further.", "",
+         "| tracker | " + " | ".join(bands) + " |", "|---|" + "---|" * len(bands)]
+    L += [f"| {names.get(k, k)} | " + " | ".join("-" if v is None else f"{v:.3f}" for v in row) + " |"
+          for k, row in aos.items()]
+    L += [f"| teacher / {names.get(k, k)} | " + " | ".join(f"{t / v:.2f}x" if t and v else "-"
+                                                           for t, v in zip(aos["teacher"], row)) + " |"
+          for k, row in aos.items() if k.startswith("random")]
+    return L + [""]
+
+
 def render_markdown(r: dict[str, Any]) -> str:
     names = r["names"]
     tw, sw = "/".join(map(str, r["teacher_widths"])), "/".join(map(str, r["slim_widths"]))
@@ -109,6 +128,7 @@ def render_markdown(r: dict[str, Any]) -> str:
     L += [f"| {g['gate']} | {g['value']:.3f} | {g['bar']} | {'yes' if g['passed'] else '**no**'} |"
           for g in r["gates"]]
     L += ["", " ".join(f"![{p}]({p})" for p in r["plots"]), ""]
+    L += motion_lines(r.get("ao_by_motion"), names)
     if r["real"]:
         L += ["## Published FDSiamFC weights on real footage (`../shared/data/real`)", "",
               "| weights | mean AUC | mean precision@20 | public implementation AUC | precision |",

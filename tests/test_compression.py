@@ -98,7 +98,7 @@ def test_a_slim_teacher_halves_and_folds_exactly(setup, tmp_path):
     save_checkpoint(tmp_path / "slim30.pth", build_net((28, 76, 114, 114, 76)))
     cfg = tiny_cfg(setup["data"])
     cfg.rates, cfg.last_step = [0.5], 0
-    cfg.step.epochs = cfg.finetune.epochs = 1
+    cfg.step.epochs, cfg.finetune.epochs = 0, 1   # the default recipe's shape: closed-form steps, trained fine-tunes
     cfg.candidates = 1
     final = Compressor(cfg, str(tmp_path / "slim30.pth"), str(setup["crops"]), str(tmp_path / "run")).run()
     state = json.loads((tmp_path / "run" / "state.json").read_text())

@@ -46,6 +46,18 @@ def test_generation_is_deterministic(tmp_path):
     assert not mismatch and not errors and len(match) == len(files)
 
 
+def test_a_val_stride_keeps_every_kth_frame_of_the_same_scene(tmp_path):
+    """val_stride 2 with 3 frames is frames 1, 3, 5 of the 5-frame sequence the same seed renders."""
+    make_dataset(str(tmp_path / "a"), SynthConfig(train_seqs=0, val_seqs=1, val_frames=5, seed=4, workers=1))
+    make_dataset(str(tmp_path / "b"), SynthConfig(train_seqs=0, val_seqs=1, val_frames=3, val_stride=2, seed=4,
+                                                  workers=1))
+    a, b = (tmp_path / k / "val" / "GOT-10k_Val_000001" for k in "ab")
+    assert len(list(b.glob("*.jpg"))) == 3
+    np.testing.assert_array_equal(np.loadtxt(b / "groundtruth.txt", delimiter=","),
+                                  np.loadtxt(a / "groundtruth.txt", delimiter=",")[::2])
+    assert (b / "00000002.jpg").read_bytes() == (a / "00000003.jpg").read_bytes()
+
+
 def test_labels_agree_with_what_is_drawn():
     seen_occluded = seen_absent = 0
     for i in range(24):

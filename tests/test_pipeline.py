@@ -11,7 +11,7 @@ from PIL import Image
 from conftest import REPO
 
 TINY = """
-pipeline: {{out: {out}, select_seqs: 2, select_frames: 4, eval_workers: 1, fps_frames: 6, shared: {shared}}}
+pipeline: {{out: {out}, select_seqs: 1, select_frames: 3, eval_workers: 1, fps_frames: 6, shared: {shared}}}
 data: {{train_seqs: 3, val_seqs: 3, frames: 12, val_frames: 4, workers: 1}}
 train: {{epochs: 1, batch_size: 2, num_workers: 0, pairs: {{pairs_per_seq: 1}}}}
 compress:                 # the default recipe (closed-form steps, distilled fine-tunes) at a tiny budget
@@ -77,7 +77,8 @@ def test_tiny_pipeline_killed_in_compression_resumes_there_reports_and_reruns_no
     for needle in ("## Compression", "| SiamFC teacher |", "| FD slim", "## Accuracy on the synthetic val split",
                    "| IdentityTracker |", "| SiamFC-random-seed0 |", "| SiamFC-random-seed2 |", "| FDSiamFC-slim |",
                    "![overlay](overlay.gif)", "| finetune9 |", "## Stage times", "| compress | selection |",
-                   "| gate | value | bar | passed |", "backend that ran"):
+                   "| gate | value | bar | passed |", "backend that ran", "### AO by target motion",
+                   "| teacher / SiamFC-random-seed1 |"):
         assert needle in md, needle
     for png in report["plots"]:
         assert (out / png).stat().st_size > 1000 and f"]({png})" in md
@@ -102,6 +103,9 @@ def check_baselines_gates_and_times(report: dict) -> None:
     assert gates["teacher AO >= 1.5x random init seed 2"]["value"] == pytest.approx(
         report["teacher_ao"] / report["random_ao_seeds"]["2"])
     assert len(gates) == 2 + 3 + 6
+    motion = report["ao_by_motion"]
+    assert set(motion["ao"]) == set(report["ao_se"]) and sum(motion["sequences"]) == 3
+    assert all(len(v) == 4 for v in motion["ao"].values()) and motion["edges"] == sorted(motion["edges"])
     inside = report["inside_seconds"]
     assert set(inside["compress"]) == {"train", "data loading", "selection", "fits and transitions"}
     assert inside["compress"]["selection"] > 0 and inside["teacher"]["train"] > 0

@@ -33,6 +33,7 @@ def main() -> None:
                         "a .onnx checkpoint) or auto (the fastest accurate backend on this machine)")
     p.add_argument("--config", type=file_arg, help="YAML config whose 'track' section overrides SiamFC's defaults")
     p.add_argument("--name", help="tracker name in results and plots (default: checkpoint file name)")
+    p.add_argument("--seed", type=count_arg, default=0, help="the init seed of 'random' (the quickstart's: 0, 1, 2)")
     p.add_argument("--sequences", nargs="*", help="only these sequences")
     p.add_argument("--segment", type=count_arg, default=0, help="track in pieces of this many frames (0: whole)")
     p.add_argument("--tails", type=fraction_arg, default=0.0,
@@ -41,7 +42,8 @@ def main() -> None:
     # Only the keys the config gives: each kind fills in its own defaults (a config-built model's tracker
     # has options of its own, which SiamFC's defaults would break).
     track = (load_yaml(args.config).get("track") or {}) if args.config else {}
-    spec = TrackerSpec.parse(args.checkpoint, backend=args.backend, options=dict(track), name=args.name)
+    spec = TrackerSpec.parse(args.checkpoint, backend=args.backend, options=dict(track), name=args.name,
+                             seed=args.seed)
     model = bool(spec.checkpoint) and spec.kind == "siamfc" and is_model_checkpoint(spec.checkpoint)
     if track and TRACKERS.get(spec.kind).siamfc_options and not model:
         from_dict(TrackerConfig, track, f"{args.config}:track")   # a bad value names the file

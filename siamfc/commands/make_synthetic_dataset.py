@@ -21,6 +21,8 @@ def main() -> None:
     p.add_argument("--val-seqs", type=count_arg)
     p.add_argument("--frames", type=positive_int_arg, help="frames per training sequence")
     p.add_argument("--val-frames", type=positive_int_arg, help="frames per validation sequence")
+    p.add_argument("--val-stride", type=positive_int_arg,
+                   help="keep every k-th rendered validation frame (k times the motion a frame)")
     p.add_argument("--width", type=positive_int_arg)
     p.add_argument("--height", type=positive_int_arg)
     p.add_argument("--workers", type=positive_int_arg)

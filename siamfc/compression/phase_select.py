@@ -34,10 +34,10 @@ def score_candidate(sel: SelectConfig, spec: TrackerSpec, phase_dir: str, epoch:
     """``spec``'s selection score over the held-out sequences and, where set, the held-out tails of the
     training sequences; the tracks go under ``phase_dir``."""
     runs = [evaluate(spec, sel.benchmark, sel.root, os.path.join(phase_dir, "select"), sel.workers,
-                     selection_names(sel), segment=sel.segment)]
+                     selection_names(sel), segment=sel.segment, plots=False)]
     if sel.tail and sel.tail_names:
         runs.append(evaluate(spec, sel.benchmark, sel.root, os.path.join(phase_dir, "select_tails"), sel.workers,
-                             list(sel.tail_names), tails=sel.tail))
+                             list(sel.tail_names), tails=sel.tail, plots=False))
     # the held-out videos and the tails weigh the same: the tails outnumber the videos, but
     # they come from videos training saw, and so hide a loss the videos show
     mean = {k: sum(r[f"mean_{k}"] for r in runs) / len(runs) for k in ("auc", "precision", "success_rate")}

@@ -37,6 +37,7 @@ class SynthConfig(Config):
     val_seqs: int = param(150, ge=0)
     frames: int = param(100, ge=2)          # frames per training sequence
     val_frames: int = param(30, ge=2)       # frames per validation sequence
+    val_stride: int = param(1, ge=1)        # validation keeps every k-th rendered frame: k times the motion a frame
     width: int = param(320, ge=64)
     height: int = param(240, ge=64)
     seed: int = param(0, ge=0)
@@ -338,10 +339,16 @@ def write_sequence(seq_dir: str, rendered: Rendered, quality: int) -> None:
     os.replace(tmp, seq_dir)
 
 
-def _make_one(job: tuple[str, np.random.SeedSequence, int, int, int, int]) -> str:
-    seq_dir, seed, n, W, H, quality = job
+def subsample(r: Rendered, stride: int) -> Rendered:
+    """Every ``stride``-th frame of a rendered sequence, as a camera at a lower frame rate would see it."""
+    k = slice(None, None, stride)
+    return Rendered(r.frames[k], r.boxes[k], r.cover[k], r.absence[k], r.cut[k], r.visible[k])
+
+
+def _make_one(job: tuple[str, np.random.SeedSequence, int, int, int, int, int]) -> str:
+    seq_dir, seed, n, W, H, quality, stride = job
     if not os.path.isdir(seq_dir):
-        write_sequence(seq_dir, render_sequence(seed, n, W, H), quality)
+        write_sequence(seq_dir, subsample(render_sequence(seed, (n - 1) * stride + 1, W, H), stride), quality)
     return seq_dir
 
 
@@ -350,12 +357,13 @@ def make_dataset(root: str, cfg: SynthConfig) -> None:
     master = np.random.SeedSequence(cfg.seed)
     split_seeds = dict(zip(("train", "val"), master.spawn(2)))
     jobs, lists = [], {}
-    for split, count, n in (("train", cfg.train_seqs, cfg.frames), ("val", cfg.val_seqs, cfg.val_frames)):
+    for split, count, n, stride in (("train", cfg.train_seqs, cfg.frames, 1),
+                                    ("val", cfg.val_seqs, cfg.val_frames, cfg.val_stride)):
         names = [f"GOT-10k_{split.capitalize()}_{i + 1:06d}" for i in range(count)]
         lists[split] = names
         os.makedirs(os.path.join(root, split), exist_ok=True)
         for name, seed in zip(names, split_seeds[split].spawn(count)):
-            jobs.append((os.path.join(root, split, name), seed, n, cfg.width, cfg.height, cfg.jpeg_quality))
+            jobs.append((os.path.join(root, split, name), seed, n, cfg.width, cfg.height, cfg.jpeg_quality, stride))
     todo = [j for j in jobs if not os.path.isdir(j[0])]
     with tqdm(total=len(jobs), initial=len(jobs) - len(todo), desc="synthetic sequences", unit="seq") as bar:
         if cfg.workers > 1 and len(todo) > 1:

@@ -31,14 +31,15 @@ def quiet_plots():
 
 def evaluate(spec: TrackerSpec, benchmark: str, root: str, out: str, workers: int = 1,
              only: list[str] | None = None, threads: int | None = None,
-             summary_file: str = "summary.json", segment: int = 0, tails: float = 0.0) -> dict[str, Any]:
+             summary_file: str = "summary.json", segment: int = 0, tails: float = 0.0,
+             plots: bool = True) -> dict[str, Any]:
     """Run ``spec`` on a benchmark and write results, reports and ``OUT/summary.json``.
 
     Finished sequences are kept from earlier runs; failed ones are listed in the
     summary under ``failed`` and the rest are scored. Several trackers may share
     one ``out`` (with distinct ``summary_file`` names) to be plotted together.
     ``segment`` > 0 tracks every sequence in pieces of that many frames; ``tails`` > 0
-    only the last fraction of each.
+    only the last fraction of each. ``plots=False`` skips got10k's curve PNGs (selection needs the scores alone).
     """
     check_tracker(spec)   # a bad file or option fails here, before anything is written
     asked = spec.backend
@@ -62,8 +63,8 @@ def evaluate(spec: TrackerSpec, benchmark: str, root: str, out: str, workers: in
                          f"({len(failed)} failed; first: {next(iter(failed.values()), 'none')})")
     name = spec.tracker_name
     with quiet_plots():
-        perf = make_experiment(otb_kind, done, otb_title, out).report([name])[name]
-        got = make_experiment("got10k", done, title, out).report([name])[name] if kind == "got10k" else None
+        perf = make_experiment(otb_kind, done, otb_title, out, plots).report([name])[name]
+        got = make_experiment("got10k", done, title, out, plots).report([name])[name] if kind == "got10k" else None
     summary: dict[str, Any] = {"tracker": name, "kind": spec.kind, "checkpoint": spec.checkpoint,
                                "backend": backend, "backend_why": why,
                                "benchmark": title, "root": os.path.abspath(root)}

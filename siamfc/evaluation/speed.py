@@ -258,7 +258,7 @@ def run(out: str, threads: int = 2, backends: tuple[str, ...] = BACKENDS[:-1],
                 latency, spec = backbone_latency(backbone, backend), TrackerSpec("siamfc", ckpt, backend,
                                                                                  name=f"{name}-{backend}")
             s = evaluate(spec, "folder", root, os.path.join(out, "runs"), workers=1, threads=threads,
-                         only=sequences, summary_file=f"summary_{name}-{backend}.json")
+                         only=sequences, summary_file=f"summary_{name}-{backend}.json", plots=False)
             if backend != "plain":
                 aucs[backend] = s["mean_auc"]
             for size, parts in profile_tracker(spec, clips).items():
@@ -343,7 +343,7 @@ def scored_row(spec: TrackerSpec, label: str, backend: str, root: str, out: str,
                gflops: float | None = None) -> Row:
     """A row for a tracker we do not time part by part: tracked on the benchmark's frames, sized as given."""
     s = evaluate(spec, "folder", root, os.path.join(out, "runs"), workers=1, threads=threads, only=sequences,
-                 summary_file=f"summary_{label.replace(' ', '-')}.json")
+                 summary_file=f"summary_{label.replace(' ', '-')}.json", plots=False)
     return Row(label, backend, params, mb, gflops, None, None, round(s["fps"], 1), round(s["mean_auc"], 4),
                round(s["mean_precision"], 4))
 

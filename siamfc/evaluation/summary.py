@@ -32,11 +32,15 @@ class SequenceDataset:
         return (s.frames, s.boxes, s.meta) if self.return_meta else (s.frames, s.boxes)
 
 
-def make_experiment(kind: str, sequences: list[Sequence], title: str, out: str) -> Any:
+def make_experiment(kind: str, sequences: list[Sequence], title: str, out: str, plots: bool = True) -> Any:
+    """A got10k experiment over ``sequences``; ``plots=False`` scores without drawing its curves (the PNGs
+    cost three times the tracking of a short selection run)."""
     from got10k.experiments import ExperimentGOT10k, ExperimentOTB, ExperimentUAV123
 
     cls = {"otb": ExperimentOTB, "uav": ExperimentUAV123, "got10k": ExperimentGOT10k}[kind]
     exp = cls.__new__(cls)
+    if not plots:
+        exp.plot_curves = lambda *args, **kwargs: None
     exp.dataset = SequenceDataset(sequences)
     exp.result_dir = os.path.join(out, "results", title)
     exp.report_dir = os.path.join(out, "reports", title)

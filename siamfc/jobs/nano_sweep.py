@@ -143,7 +143,7 @@ def _extra_row(s: Sweep, folder: str) -> tuple[str, dict[str, Any]]:
 
 def _score(s: Sweep, spec: TrackerSpec, names: list[str] | None) -> dict[str, Any]:
     out = os.path.join(s.out, "eval", spec.tracker_name)
-    return evaluate(spec, s.benchmark, s.root, out, workers=1, only=names, threads=s.threads)
+    return evaluate(spec, s.benchmark, s.root, out, workers=1, only=names, threads=s.threads, plots=False)
 
 
 def run_sweep(s: Sweep) -> dict[str, Any]:

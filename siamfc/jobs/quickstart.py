@@ -25,6 +25,7 @@ from ..data.crop import crop_dataset
 from ..data.synthetic import SynthConfig, make_dataset
 from ..evaluation import evaluate, report_together
 from ..evaluation.benchmarks import load_benchmark
+from ..evaluation.breakdown import ao_by_motion
 from ..evaluation.speed import tracker_fps
 from ..files import read_json, write_json
 from ..models.backbone import alexnet_layers
@@ -209,6 +210,9 @@ class Pipeline(StagedJob):
             "ao_se": {k: v["ao_se"] for k, v in val.items()},
             "retention": val["slim"]["ao"] / val["teacher"]["ao"],
             "gates": quickstart_gates(val, random),
+            "ao_by_motion": ao_by_motion(bench.sequences, os.path.join(self.paths["eval"], "val", "results",
+                                                                       "GOT-10k"),
+                                         {k: s.tracker_name for k, s in specs.items()}),
             "teacher_params": sizes["teacher"]["params"], "slim_params": sizes["slim"]["params"],
             "teacher_gflops": sizes["teacher"]["gflops"], "slim_gflops": sizes["slim"]["gflops"],
             "teacher_mb": sizes["teacher"]["mb"], "slim_mb": sizes["slim"]["mb"],
