@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 from ..data.sequences import (Sequence, check_lengths, list_frames, list_otb_folder, otb_folder_sequence, parse_boxes,
-                              segments, tail)
+                              read_frame, segments, tail)
 from ..errors import InputError
 
 
@@ -88,8 +88,12 @@ def _dataset_sequence(dataset: Any, index: int, spec: BenchmarkSpec) -> Sequence
         raise InputError(f"{gt}: frames and ground truth of sequence {name} differ in length") from None
     except Exception as e:
         raise InputError(f"{gt}: cannot load sequence {name} ({type(e).__name__}: {e})") from None
-    meta = item[2] if len(item) > 2 else {}
-    return check_lengths(Sequence(name, list(item[0]), boxes, gt, dict(meta)))
+    meta = dict(item[2]) if len(item) > 2 else {}
+    if spec.kind == "got10k" and "resolution" not in meta and len(item[0]):
+        # got10k's AO bounds boxes by meta_info.ini's resolution, which hand-made GOT-10k folders often omit
+        h, w = read_frame(item[0][0]).shape[:2]
+        meta["resolution"] = f"({w}, {h})"
+    return check_lengths(Sequence(name, list(item[0]), boxes, gt, meta))
 
 
 def load_benchmark(name: str, root: str, only: list[str] | None = None, segment: int = 0,
