@@ -153,15 +153,17 @@ class Pipeline(StagedJob):
     def stage_evaluate(self) -> dict[str, Any]:
         out, workers = self.paths["eval"], self.cfg.pipeline.eval_workers
         specs = self.trackers()
+        # each tracker scored without its own curves: report_together draws them all on one plot
         results = {key: evaluate(spec, "got10k-val", self.paths["data"], os.path.join(out, "val"), workers,
-                                 summary_file=f"summary_{key}.json") for key, spec in specs.items()}
+                                 summary_file=f"summary_{key}.json", plots=False) for key, spec in specs.items()}
         plots = report_together("got10k-val", self.paths["data"], os.path.join(out, "val"),
                                 [s.tracker_name for s in specs.values()])
         real = {}
         if self.cfg.pipeline.real_weights and self.real_root() and self.release_weights():
             for name, path in self.release_weights().items():
                 real[name] = evaluate(TrackerSpec("siamfc", path, name=name), "folder", self.real_root(),
-                                      os.path.join(out, "real"), workers, summary_file=f"summary_{name}.json")
+                                      os.path.join(out, "real"), workers, summary_file=f"summary_{name}.json",
+                                      plots=False)
         return {"val": {k: _brief(v) for k, v in results.items()}, "plots": plots,
                 "real": {k: _brief(v) for k, v in real.items()}}
 

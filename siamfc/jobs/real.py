@@ -266,7 +266,7 @@ class RealJob(StagedJob):
         out = self.path("eval")
         specs = self.trackers()
         results = {k: evaluate(s, "folder", self.test_root, out, self.cfg.real.workers,
-                               summary_file=f"summary_{k}.json") for k, s in specs.items()}
+                               summary_file=f"summary_{k}.json", plots=False) for k, s in specs.items()}
         order = ["halve", "label_free", "full"] + [k for k in specs if k not in EXPERIMENTS]
         plots = report_together("folder", self.test_root, out, [specs[k].tracker_name for k in order])
         return {"results": {k: {key: v[key] for key in ("tracker", "mean_auc", "mean_precision",
