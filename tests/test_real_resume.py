@@ -1,6 +1,7 @@
 """`make real` survives a kill in every stage: killed inside stage k, a re-run skips the stages before it,
 picks stage k up again and goes on; after one kill in each stage the job ends with the whole report."""
 import contextlib
+import json
 from pathlib import Path
 
 import pytest
@@ -80,7 +81,7 @@ def test_killed_in_every_stage_the_real_job_resumes_there_and_ends_whole(tmp_pat
     lines = []
     load_job(str(config)).run(log=lines.append)
     assert lines[:len(RealJob.STAGES) - 1] == [f"== {s}: already complete, skipped" for s in RealJob.STAGES[:-1]]
-    report = yaml.safe_load((tmp_path / "run" / "report.json").read_text())
+    report = json.loads((tmp_path / "run" / "report.json").read_text())
     assert set(report) >= {"models", "phases", "per_sequence", "fold_error", "polish", "pseudo", "split",
                            "stage_seconds", "halve_checkpoint", "full_checkpoint", "elapsed_s"}
     assert set(report["stage_seconds"]) == set(RealJob.STAGES)

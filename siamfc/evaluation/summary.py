@@ -93,7 +93,10 @@ def got10k_summary(performance: dict[str, Any], sequences: list[Sequence]) -> di
     aos = [performance["seq_wise"][s.name]["ao"] for s in sequences]
     visible = [max(int(np.sum(np.asarray(s.meta["cover"])[1:] > 0)), 0) for s in sequences]
     return {"ao": float(overall["ao"]), "sr50": float(overall["sr"]), "sr75": float(curve[75]),
-            "ao_se": bootstrap_se(np.nan_to_num(aos), visible)}
+            "ao_se": bootstrap_se(np.nan_to_num(aos), visible),
+            # got10k's own per-sequence AO and the frames it counted: what breakdowns pool
+            "sequence_ao": {s.name: float(a) for s, a in zip(sequences, aos)},
+            "sequence_frames": {s.name: v for s, v in zip(sequences, visible)}}
 
 
 def format_table(summary: dict[str, Any]) -> str:

@@ -158,13 +158,14 @@ class Pipeline(StagedJob):
                                  summary_file=f"summary_{key}.json", plots=False) for key, spec in specs.items()}
         plots = report_together("got10k-val", self.paths["data"], os.path.join(out, "val"),
                                 [s.tracker_name for s in specs.values()])
+        motion = ao_by_motion(load_benchmark("got10k-val", self.paths["data"]).sequences, results)
         real = {}
         if self.cfg.pipeline.real_weights and self.real_root() and self.release_weights():
             for name, path in self.release_weights().items():
                 real[name] = evaluate(TrackerSpec("siamfc", path, name=name), "folder", self.real_root(),
                                       os.path.join(out, "real"), workers, summary_file=f"summary_{name}.json",
                                       plots=False)
-        return {"val": {k: _brief(v) for k, v in results.items()}, "plots": plots,
+        return {"val": {k: _brief(v) for k, v in results.items()}, "plots": plots, "ao_by_motion": motion,
                 "real": {k: _brief(v) for k, v in real.items()}}
 
     def stage_report(self) -> dict[str, Any]:
@@ -212,9 +213,7 @@ class Pipeline(StagedJob):
             "ao_se": {k: v["ao_se"] for k, v in val.items()},
             "retention": val["slim"]["ao"] / val["teacher"]["ao"],
             "gates": quickstart_gates(val, random),
-            "ao_by_motion": ao_by_motion(bench.sequences, os.path.join(self.paths["eval"], "val", "results",
-                                                                       "GOT-10k"),
-                                         {k: s.tracker_name for k, s in specs.items()}),
+            "ao_by_motion": evaluation.get("ao_by_motion"),   # absent from runs evaluated before it existed
             "teacher_params": sizes["teacher"]["params"], "slim_params": sizes["slim"]["params"],
             "teacher_gflops": sizes["teacher"]["gflops"], "slim_gflops": sizes["slim"]["gflops"],
             "teacher_mb": sizes["teacher"]["mb"], "slim_mb": sizes["slim"]["mb"],
