@@ -13,6 +13,7 @@ import cv2
 import numpy as np
 from PIL import Image
 
+from .compression.phase_log import cell
 from .data.sequences import read_frame
 from .evaluation.benchmarks import load_benchmark
 from .files import read_json, write_text
@@ -140,12 +141,17 @@ def render_markdown(r: dict[str, Any]) -> str:
         L.append("")
     L += ["## Tracking overlay", "", "Ground truth in green, the FD slim tracker in red, on validation sequences.", "",
           "![overlay](overlay.gif)", "",
-          "## Compression log (the checkpoint chosen after each phase, scored on the selection split)", "",
-          "| phase | chosen epoch | AUC | precision | SR | AO | time (s) |", "|---|---|---|---|---|---|---|"]
+          "## Compression log (after each phase, on the selection split)", "",
+          "Tracking scores where the phase had candidates to choose between (or `select.score_single` is on); "
+          "against the teacher on held-out pairs, the embedding error (after the best orthogonal map) and the "
+          "score-map correlation.", "",
+          "| phase | chosen epoch | AUC | precision | SR | AO | embedding error | score-map corr. | time (s) |",
+          "|---|---|---|---|---|---|---|---|---|"]
     for p in r["phases"]:
-        ao = f"{p['ao']:.3f}" if p.get("ao") is not None else "-"
-        L.append(f"| {p['name']} | {p['selected_epoch']} | {p['auc']:.3f} | {p['precision']:.3f} | "
-                 f"{p['success_rate']:.3f} | {ao} | {p['seconds']:.0f} |")
+        d = p.get("diagnosis") or {}
+        L.append(f"| {p['name']} | {p['selected_epoch']} | {cell(p['auc'])} | {cell(p['precision'])} | "
+                 f"{cell(p['success_rate'])} | {cell(p.get('ao'))} | {cell(d.get('embedding_error'))} | "
+                 f"{cell(d.get('response_correlation'))} | {p['seconds']:.0f} |")
     L += ["", "## Stage times (s)", "", "| " + " | ".join(r["stage_seconds"]) + " |",
           "|" + "---|" * len(r["stage_seconds"]),
           "| " + " | ".join(f"{v:.0f}" for v in r["stage_seconds"].values()) + " |", "",
@@ -223,8 +229,8 @@ def real_markdown(r: dict[str, Any]) -> str:
               "|---|---|---|---|---|---|---|---|"]
         for p in r["phases"][name]:
             d = p.get("diagnosis") or {}
-            L.append(f"| {p['name']} | {p['selected_epoch']} | {p['auc']:.3f} | {p['precision']:.3f} | "
-                     f"{p['success_rate']:.3f} | {d.get('embedding_error', '-')} | {d.get('response_correlation', '-')} | "
+            L.append(f"| {p['name']} | {p['selected_epoch']} | {cell(p['auc'])} | {cell(p['precision'])} | "
+                     f"{cell(p['success_rate'])} | {d.get('embedding_error', '-')} | {d.get('response_correlation', '-')} | "
                      f"{p['seconds']:.0f} |")
         if name in r.get("diagnosis_plots", {}):
             L += ["", f"![diagnosis {name}]({r['diagnosis_plots'][name]})"]

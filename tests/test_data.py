@@ -8,6 +8,7 @@ import pytest
 
 from siamfc.data import crop as crop_mod
 from siamfc.data.crop import box_valid, cover_valid, crop_dataset
+from siamfc.config import ConfigError
 from siamfc.data.pairs import PairConfig, PairDataset
 from siamfc.data.synthetic import SynthConfig, make_dataset, render_sequence
 from conftest import synthetic_crops
@@ -170,6 +171,13 @@ def test_pairs_are_close_valid_frames_and_reproducible(tiny_dataset, tmp_path):
     assert (z == z2).all() and (x == x2).all()
     ds.epoch = 1
     assert not (ds[5][1] == x).all()
+    # search_sz keeps the centre of the same jittered crop: the target stays where the labels put it
+    ds.epoch = 0
+    small = PairDataset(str(crops), PairConfig(pairs_per_seq=3, max_dist=5, search_sz=207), seed=1)
+    zs, xs = small[5]
+    assert (zs == z).all() and xs.shape == (3, 207, 207) and (xs == x[:, 16:223, 16:223]).all()
+    with pytest.raises(ConfigError, match="search_sz"):
+        PairConfig(search_sz=251)
 
 
 def test_short_epochs_visit_every_sequence_in_turn(tmp_path):

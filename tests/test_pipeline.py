@@ -18,7 +18,7 @@ compress:                 # the default recipe (closed-form steps, distilled fin
   sample_images: 4
   frames: {{pairs: 8}}
   finetune: {{epochs: 1, batch_size: 2}}
-  select: {{workers: 1}}
+  select: {{workers: 1, score_single: false}}   # steps (one candidate) go untracked, fine-tunes are chosen
 """
 
 
@@ -67,6 +67,11 @@ def test_tiny_pipeline_killed_in_compression_resumes_there_reports_and_reruns_no
     assert report["slim_params"] == 213_282 and 0.68 < report["slim_gflops"] < 0.71
     assert 0 <= report["slim_ao"] <= 1 and report["elapsed_s"] > 0
     assert len(report["phases"]) == 18
+    steps, tunes = report["phases"][0::2], report["phases"][1::2]
+    assert all(p["auc"] is None and p["name"].startswith("step") for p in steps)
+    assert all(p["auc"] is not None and 0 <= p["auc"] <= 1 for p in tunes)
+    # every phase is still measured: against the teacher on the cropped selection split
+    assert all(-1 <= p["diagnosis"]["response_correlation"] <= 1 for p in report["phases"])
     assert report["precision"] in ("fp32", "bf16") and report["layout"]["layout"] == "channels-last"
     assert report["recipe"]["transition"] == "inherit" and report["recipe"]["step_epochs"] == 0
     check_baselines_gates_and_times(report)

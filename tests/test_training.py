@@ -72,6 +72,20 @@ def test_epoch_checkpoint_holds_the_full_training_state(crops, tmp_path):
     assert load_checkpoint(tmp_path / "run" / "checkpoints" / "epoch_001.pth").net.backbone.widths[0] == 96
 
 
+def test_heldout_scores_in_the_log_are_those_of_the_saved_epoch(crops, tmp_path):
+    from dataclasses import replace
+    from siamfc.data.pairs import PairConfig
+    from siamfc.training.heldout import HeldOutPairs
+
+    cfg = replace(small_cfg(1), heldout=str(crops), heldout_pairs=6, pairs=PairConfig(search_sz=175))
+    train_siamfc(cfg, str(crops), str(tmp_path / "run"))
+    header, row = (tmp_path / "run" / "train_log.csv").read_text().splitlines()
+    logged = dict(zip(header.split(","), map(float, row.split(","))))
+    again = HeldOutPairs(str(crops), 6).score(load_checkpoint(tmp_path / "run" / "model.pth").net)
+    assert logged["heldout_loss"] == pytest.approx(again["heldout_loss"], rel=1e-4)
+    assert logged["heldout_peak"] == pytest.approx(again["heldout_peak"], rel=1e-4) and 0 <= again["heldout_peak"] <= 1
+
+
 def test_two_process_torchrun_trains_one_epoch(crops, tmp_path):
     cfg = tmp_path / "ddp.yaml"
     cfg.write_text("train:\n  epochs: 1\n  batch_size: 2\n  num_workers: 0\n  precision: fp32\n"

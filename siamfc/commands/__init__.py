@@ -21,6 +21,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "demo": ("demo", "track one object in a video, an image folder or a camera"),
     "export-onnx": ("export_onnx", "export a backbone or a config-built model to ONNX, checked"),
     "model-info": ("model_info", "parameters, GFLOPs and output shapes of a model config"),
+    "score-pairs": ("score_pairs", "a SiamFC checkpoint's loss and peak hit rate on held-out cropped pairs"),
     "ablate-real": ("ablate_real", "the real-footage compression ablations"),
     "nanotrack-sweep": ("nanotrack_sweep", "NanoTrack v2 cut by closed-form FD, AUC against fps in cv2.TrackerNano"),
 }

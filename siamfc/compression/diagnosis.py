@@ -95,7 +95,8 @@ def plot_diagnosis(phases: list[dict[str, Any]], path: str, title: str) -> str |
     xs = range(len(rows))
     ax.plot(xs, [p["diagnosis"]["embedding_error"] for p in rows], "o-", label="embedding error (aligned)")
     ax.plot(xs, [p["diagnosis"]["response_correlation"] for p in rows], "s-", label="score-map correlation")
-    ax.plot(xs, [p["auc"] for p in rows], "^-", label="held-out tracking AUC")
+    if all(p["auc"] is not None for p in rows):   # phases with one candidate may go untracked
+        ax.plot(xs, [p["auc"] for p in rows], "^-", label="held-out tracking AUC")
     ax.set_xticks(list(xs), names, rotation=60, fontsize=8)
     ax.set_ylim(0, 1)
     ax.grid(alpha=0.3)

@@ -32,7 +32,7 @@ from ..training.distill import DistillTrainer, distill_gflop_per_pair
 from ..training.trainer import TrainConfig, TrainingDiverged, epoch_path
 from .diagnosis import diagnose, held_out_pairs
 from .phase_log import write_log
-from .phase_select import score_candidate
+from .phase_select import score_candidate, unscored
 from .recipe import CompressConfig
 from .squeezes import init_hourglass, init_selection, output_projection
 from .transitions import carry_over, init_narrowed, refine_narrowed
@@ -225,7 +225,10 @@ class Compressor:
         if not epochs:
             raise RuntimeError(f"{phase_dir}: {info.get('diverged', 'no epoch finished')}, and init_candidate is off")
         trained = time.perf_counter()
-        candidates = [self.score(phase_dir, name, e) for e in epochs]
+        if len(epochs) > 1 or self.cfg.select.score_single:
+            candidates = [self.score(phase_dir, name, e) for e in epochs]
+        else:
+            candidates = [unscored(epochs[0])]
         select_seconds = time.perf_counter() - trained
         best = max(candidates, key=lambda c: c["score"])
         selected = os.path.join(phase_dir, "selected.pth")
@@ -238,7 +241,7 @@ class Compressor:
         if throughput:   # is the loop bound by arithmetic? its GFLOP/s against the GEMM peak of its precision
             ran = None if teacher is None or bank is not None else teacher.backbone   # a bank ran it beforehand
             sizes = ((bank.z.shape[-1], bank.x.shape[-1]) if bank is not None else
-                     (train_cfg.pairs.exemplar_sz, train_cfg.pairs.instance_sz - 2 * train_cfg.pairs.margin))
+                     (train_cfg.pairs.exemplar_sz, train_cfg.pairs.search_side))
             per_pair = distill_gflop_per_pair(net.backbone, ran, sizes)
             rate = sum(throughput) / len(throughput)
             from ..evaluation.speed import share_of_peak
@@ -269,8 +272,9 @@ class Compressor:
                 os.remove(candidate_path(phase_dir, e))
         told = (f", embedding error {diagnosis['embedding_error']:.3f}, score-map correlation "
                 f"{diagnosis['response_correlation']:.3f}") if diagnosis else ""
-        print(f"  selected epoch {best['epoch']}: AUC {best['auc']:.3f}, precision {best['precision']:.3f}, "
-              f"SR {best['success_rate']:.3f}{told} ({record['seconds']:.0f} s)")
+        scored = "" if best["auc"] is None else (f": AUC {best['auc']:.3f}, precision {best['precision']:.3f}, "
+                                                 f"SR {best['success_rate']:.3f}")
+        print(f"  selected epoch {best['epoch']}{scored}{told} ({record['seconds']:.0f} s)")
 
     def carry_phase(self, index: int, name: str, step: int, phase_dir: str, start: float) -> None:
         """A fine-tune of 0 epochs: the previous phase's selected network, as it was scored."""

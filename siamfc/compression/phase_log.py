@@ -10,6 +10,11 @@ from .diagnosis import plot_diagnosis
 from .recipe import CompressConfig
 
 
+def cell(value: float | None) -> str:
+    """A table cell: three decimals, or '-' for a figure not measured (an unscored candidate)."""
+    return "-" if value is None else f"{value:.3f}"
+
+
 def _throughput(phase: dict[str, Any]) -> str:
     rate, share = phase.get("pairs_per_s") or [], phase.get("arithmetic")
     if not rate:
@@ -35,11 +40,11 @@ def write_log(state: dict[str, Any], cfg: CompressConfig, out_dir: str) -> None:
              "| embedding error | score-map corr. | pairs/s (share of GEMM peak) | time (s) |",
              "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for p in state["phases"]:
-        cands = ", ".join(f"{c['epoch']}: {c['score']:.3f}" for c in p["candidates"])
+        cands = ", ".join(f"{c['epoch']}: {cell(c['score'])}" for c in p["candidates"])
         d = p.get("diagnosis") or {}
         fit = p.get("refined_residual") if p.get("refined_residual") is not None else p.get("fit_residual")
         lines.append(f"| {p['name']} | {p['init']} | {'-' if fit is None else f'{fit:.3f}'} | {cands} | "
-                     f"{p['selected_epoch']} | {p['auc']:.3f} | {p['precision']:.3f} | {p['success_rate']:.3f} | "
+                     f"{p['selected_epoch']} | {cell(p['auc'])} | {cell(p['precision'])} | {cell(p['success_rate'])} | "
                      f"{d.get('embedding_error', '-')} | {d.get('response_correlation', '-')} | "
                      f"{_throughput(p)} | {p['seconds']:.0f} |")
     plot = plot_diagnosis(state["phases"], os.path.join(out_dir, "diagnosis.png"),

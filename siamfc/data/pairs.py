@@ -32,10 +32,20 @@ class PairConfig(Config):
     pairs_per_seq: int = param(1, ge=1)
     max_shift: int = param(32, ge=0)      # box pairs only: the search crop's random shift, px
     epoch_pairs: int = param(0, ge=0)     # pairs an epoch, when fewer than one per sequence (0: pairs_per_seq's)
+    search_sz: int = param(0, ge=0)       # train on this central square of the jittered search crop (0: all of
+                                          # it, 255 - 2 x margin): a smaller score map, fewer FLOPs a pair
 
     def check(self) -> None:
         if self.instance_sz - 2 * self.margin < self.exemplar_sz:
             raise ConfigError("PairConfig.margin", f"{self.margin} leaves search crops smaller than the exemplar")
+        if self.search_sz and not self.exemplar_sz <= self.search_sz <= self.instance_sz - 2 * self.margin:
+            raise ConfigError("PairConfig.search_sz", f"{self.search_sz} is not between exemplar_sz "
+                                                      f"{self.exemplar_sz} and {self.instance_sz - 2 * self.margin}")
+
+    @property
+    def search_side(self) -> int:
+        """The side of the search images training sees."""
+        return self.search_sz or self.instance_sz - 2 * self.margin
 
 
 def stretch(img: np.ndarray, rng: np.random.Generator, max_stretch: float) -> np.ndarray:
@@ -65,12 +75,12 @@ def random_crop(img: np.ndarray, size: int, rng: np.random.Generator) -> np.ndar
 
 def augment(img: np.ndarray, rng: np.random.Generator, cfg: PairConfig, exemplar: bool) -> np.ndarray:
     """Stretch, centre crop to 255-8, random crop to 255-16 (8 px jitter); exemplars
-    are then centre-cropped to 127."""
+    are then centre-cropped to 127, search images to ``search_sz`` where set."""
     img = stretch(img, rng, cfg.max_stretch)
     img = center_crop(img, cfg.instance_sz - cfg.margin)
     img = random_crop(img, cfg.instance_sz - 2 * cfg.margin, rng)
-    if exemplar:
-        img = center_crop(img, cfg.exemplar_sz)
+    if exemplar or cfg.search_sz:
+        img = center_crop(img, cfg.exemplar_sz if exemplar else cfg.search_sz)
     return np.ascontiguousarray(img)
 
 
@@ -82,7 +92,7 @@ def load_index(crops_dir: str) -> dict:
 
 
 class PairDataset(Dataset):
-    """(exemplar, search) uint8 tensors of shape (3, 127, 127) and (3, 239, 239)."""
+    """(exemplar, search) uint8 tensors of shape (3, 127, 127) and (3, S, S), S = ``cfg.search_side`` (239)."""
 
     def __init__(self, crops_dir: str, cfg: PairConfig | None = None, seed: int = 0) -> None:
         self.root = crops_dir

@@ -85,7 +85,7 @@ def make_job(path: str, data: dict[str, Any], out: str | None = None) -> "Pipeli
 
 class Pipeline(StagedJob):
     STAGES = STAGES
-    OUTPUTS = {"data": ("data/synthetic", "data/select"), "crop": ("data/crops",), "teacher": ("teacher",),
+    OUTPUTS = {"data": ("data/synthetic", "data/select"), "crop": ("data/crops", "data/select_crops"), "teacher": ("teacher",),
                "compress": ("fd",), "transform": ("fd/slim.pth",), "evaluate": ("eval",),
                "report": ("report.json", "REPORT.md")}
 
@@ -97,12 +97,15 @@ class Pipeline(StagedJob):
             "data": os.path.join(out, "data", "synthetic"),
             "select": os.path.join(out, "data", "select"),
             "crops": os.path.join(out, "data", "crops"),
+            "select_crops": os.path.join(out, "data", "select_crops"),
             "teacher": os.path.join(out, "teacher"),
             "compress": os.path.join(out, "fd"),
             "slim": os.path.join(out, "fd", "slim.pth"),
             "eval": os.path.join(out, "eval"),
         }
         self.cfg.compress.select.root = self.cfg.compress.select.root or self.paths["select"]
+        # held-out pairs for the per-step diagnosis: the selection split, cropped
+        self.cfg.compress.diagnose.crops = self.cfg.compress.diagnose.crops or self.paths["select_crops"]
 
     def run(self, log=print) -> dict[str, Any]:  # type: ignore[override]
         """Every stage; returns the report's figures."""
@@ -121,6 +124,8 @@ class Pipeline(StagedJob):
 
     def stage_crop(self) -> dict[str, Any]:
         index = crop_dataset("got10k", self.paths["data"], self.paths["crops"], workers=self.cfg.data.workers)
+        crop_dataset("got10k", self.paths["select"], self.paths["select_crops"], workers=self.cfg.data.workers,
+                     subset="val")
         return {"sequences": len(index["sequences"]),
                 "valid_frames": sum(s["valid"].count("1") for s in index["sequences"])}
 
@@ -220,8 +225,8 @@ class Pipeline(StagedJob):
             "teacher_fps": fps["teacher"], "slim_fps": fps["slim"],
             "teacher_widths": list(nets["teacher"].widths), "slim_widths": list(nets["slim"].widths),
             "val": val, "real": evaluation["real"], "reference": self.reference_scores(evaluation["real"]),
-            "phases": [{k: p[k] for k in ("name", "selected_epoch", "auc", "precision", "success_rate", "ao",
-                                          "seconds")} for p in phases],
+            "phases": [{**{k: p[k] for k in ("name", "selected_epoch", "auc", "precision", "success_rate", "ao",
+                                             "seconds")}, "diagnosis": p.get("diagnosis")} for p in phases],
             "stage_seconds": seconds,
             "inside_seconds": self.inside_seconds(phases, evaluation),
             "elapsed_s": round(sum(seconds.values()), 1),

@@ -8,6 +8,7 @@ resumes from the newest one and replays the remaining epochs exactly.
 """
 from __future__ import annotations
 
+import functools
 import glob
 import math
 import os
@@ -32,6 +33,7 @@ from ..models.checkpoint import checkpoint_payload
 from ..models.net import SiamNet
 from .distributed import DistEnv, setup
 from .precision import PRECISIONS, choose_precision
+from .heldout import HeldOutPairs
 from .losses import balanced_loss, logistic_labels
 
 
@@ -60,6 +62,8 @@ class TrainConfig(Config):
     warmup_epochs: int = param(0, ge=0)         # lr rises from warmup_lr to initial_lr over these, then decays
     warmup_lr: float = param(1e-3, gt=0)
     pairs: PairConfig = param(factory=PairConfig)
+    heldout: str = param("", path="dir")        # cropped held-out sequences: each epoch's loss and peak hit rate
+    heldout_pairs: int = param(200, ge=1)       # on this many of their pairs go in train_log.csv (training.heldout)
 
 
 def lr_factor(cfg: TrainConfig):
@@ -170,6 +174,10 @@ class Trainer:
                           num_workers=self.cfg.num_workers, drop_last=True,
                           pin_memory=self.device.type == "cuda")
 
+    @functools.cached_property
+    def heldout(self) -> HeldOutPairs:
+        return HeldOutPairs(self.cfg.heldout, self.cfg.heldout_pairs)
+
     # ------------------------------------------------------------ state
     def payload(self, **meta: Any) -> dict[str, Any]:
         """The checkpoint of the network being trained (subclasses with other networks override)."""
@@ -193,6 +201,8 @@ class Trainer:
 
     def write_log(self) -> None:
         cols = ["epoch", "lr", "loss", "pairs_per_s", "seconds", "load_seconds"]
+        if self.cfg.heldout:
+            cols += ["heldout_loss", "heldout_peak"]
         rows = [",".join(cols)] + [",".join(f"{h.get(c, float('nan')):.6g}" for c in cols) for h in self.history]
         write_text(os.path.join(self.out_dir, "train_log.csv"), "\n".join(rows) + "\n")
 
@@ -230,6 +240,8 @@ class Trainer:
         seconds = time.perf_counter() - start
         self.history.append({"epoch": epoch, "lr": lr, "loss": total / max(steps, 1),
                              "pairs_per_s": pairs / seconds, "seconds": seconds, "load_seconds": waited})
+        if self.cfg.heldout and self.env.is_main:   # after the timing: it is measurement, not training
+            self.history[-1].update(self.heldout.score(self.net, self.cfg.r_pos))
         if self.env.is_main:
             torch_save(self.state(epoch), epoch_path(self.out_dir, epoch))
             self.write_log()
