@@ -4,7 +4,7 @@ import os
 
 import torch
 
-from siamfc.compression.diagnosis import aligned_error, diagnose, plot_diagnosis, response_correlation
+from siamfc.compression.diagnosis import aligned_error, diagnose, outputs, plot_diagnosis, response_correlation
 from siamfc.compression.fit_moments import Moments
 from siamfc.compression.squeezes import init_hourglass, output_projection
 from siamfc.compression.transitions import carry_over, init_narrowed
@@ -118,15 +118,19 @@ def test_diagnosis_of_the_teacher_itself_and_its_plot(tmp_path):
     torch.manual_seed(0)
     net = SiamNet(FDChain(FDPlan(ALEX, (0.5,), 0))).eval()
     pairs = (torch.rand(3, 3, 127, 127) * 255, torch.rand(3, 3, 255, 255) * 255)
-    same = diagnose(net, net, pairs)
+    reference = outputs(net, pairs)
+    same = diagnose(net, reference, pairs)
     assert same["embedding_error"] < 1e-3 and same["response_correlation"] > 0.999
     other = SiamNet(FDChain(FDPlan(ALEX, (0.5,), 0))).eval()
-    worse = diagnose(other, net, pairs)
+    worse = diagnose(other, reference, pairs)
     assert worse["embedding_error"] > 10 * max(same["embedding_error"], 1e-4)
     assert worse["response_correlation"] < same["response_correlation"]
     phases = [{"name": "step1", "auc": 0.5, "diagnosis": same}, {"name": "finetune1", "auc": 0.4, "diagnosis": worse}]
     path = plot_diagnosis(phases, str(tmp_path / "d.png"), "t")
     assert path and os.path.getsize(path) > 1000
+    # phases with one candidate may go untracked (auc None): the plot still draws the diagnosis
+    untracked = [{**p, "auc": None} for p in phases]
+    assert plot_diagnosis(untracked, str(tmp_path / "u.png"), "t") and os.path.getsize(tmp_path / "u.png") > 1000
     assert plot_diagnosis([{"name": "step1", "auc": 0.5}], str(tmp_path / "e.png"), "t") is None
 
 

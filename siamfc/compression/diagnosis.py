@@ -62,23 +62,28 @@ def response_correlation(student: torch.Tensor, teacher: torch.Tensor) -> float:
     return float(corr.mean())
 
 
+Outputs = tuple[list[torch.Tensor], torch.Tensor]   # (exemplar and search embeddings, score maps)
+
+
 @torch.no_grad()
-def diagnose(student: SiamNet, teacher: SiamNet, pairs: tuple[torch.Tensor, torch.Tensor],
-             chunk: int = 8) -> dict[str, float]:
-    """Embedding error and score-map correlation of ``student`` against ``teacher``."""
-    student.eval()
-    teacher.eval()
+def outputs(net: SiamNet, pairs: tuple[torch.Tensor, torch.Tensor], chunk: int = 8) -> Outputs:
+    """``net``'s embeddings and score maps on the pairs, in eval mode."""
+    net.eval()
     z, x = pairs
-    fs, ft, rs, rt = [], [], [], []
+    feats, maps = [], []
     for i in range(0, len(z), chunk):
-        r_s, z_s, x_s = student(z[i:i + chunk], x[i:i + chunk], features=True)
-        r_t, z_t, x_t = teacher(z[i:i + chunk], x[i:i + chunk], features=True)
-        fs += [z_s, x_s]
-        ft += [z_t, x_t]
-        rs.append(r_s)
-        rt.append(r_t)
-    return {"embedding_error": round(aligned_error(fs, ft), 4),
-            "response_correlation": round(response_correlation(torch.cat(rs), torch.cat(rt)), 4)}
+        r, fz, fx = net(z[i:i + chunk], x[i:i + chunk], features=True)
+        feats += [fz, fx]
+        maps.append(r)
+    return feats, torch.cat(maps)
+
+
+def diagnose(student: SiamNet, reference: Outputs, pairs: tuple[torch.Tensor, torch.Tensor]) -> dict[str, float]:
+    """Embedding error and score-map correlation of ``student`` against the teacher's ``reference``
+    outputs on the same pairs (computed once a run: the teacher does not change)."""
+    fs, rs = outputs(student, pairs)
+    return {"embedding_error": round(aligned_error(fs, reference[0]), 4),
+            "response_correlation": round(response_correlation(rs, reference[1]), 4)}
 
 
 def plot_diagnosis(phases: list[dict[str, Any]], path: str, title: str) -> str | None:

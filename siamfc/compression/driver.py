@@ -30,7 +30,7 @@ from ..tracking.factory import TrackerSpec
 from ..training.bank import TeacherBank
 from ..training.distill import DistillTrainer, distill_gflop_per_pair
 from ..training.trainer import TrainConfig, TrainingDiverged, epoch_path
-from .diagnosis import diagnose, held_out_pairs
+from .diagnosis import Outputs, diagnose, held_out_pairs, outputs
 from .phase_log import write_log
 from .phase_select import score_candidate, unscored
 from .recipe import CompressConfig
@@ -122,6 +122,10 @@ class Compressor:
     @functools.cached_property
     def _held_out(self) -> tuple[torch.Tensor, torch.Tensor] | None:
         return held_out_pairs(self.cfg.diagnose)
+
+    @functools.cached_property
+    def _teacher_outputs(self) -> Outputs:
+        return outputs(self.teacher_net(), self._held_out)
 
     @functools.cached_property
     def _teacher_ready(self) -> dict[str, torch.Tensor]:
@@ -235,7 +239,7 @@ class Compressor:
         copy_file(candidate_path(phase_dir, best["epoch"]), selected)
         diagnosis = None
         if self._held_out is not None:
-            diagnosis = diagnose(load_checkpoint(selected).net, self.teacher_net(), self._held_out)
+            diagnosis = diagnose(load_checkpoint(selected).net, self._teacher_outputs, self._held_out)
         throughput = [round(h["pairs_per_s"], 1) for h in trainer.history]
         share = None
         if throughput:   # is the loop bound by arithmetic? its GFLOP/s against the GEMM peak of its precision
