@@ -19,6 +19,7 @@ compress:                 # the default recipe (closed-form steps, distilled fin
   frames: {{pairs: 8}}
   finetune: {{epochs: 1, batch_size: 2}}
   select: {{workers: 1, score_single: false}}   # steps (one candidate) go untracked, fine-tunes are chosen
+  diagnose: {{pairs: 4}}    # each phase against the teacher on 4 pairs of the cropped selection split
 """
 
 

@@ -103,9 +103,8 @@ def test_pipeline_stopped_during_compression_leaves_no_worker(tmp_path):
     cfg = tmp_path / "tiny.yaml"
     # two selection sequences and two workers, so compression's selection runs a pool to be stopped in
     cfg.write_text(TINY.format(out=tmp_path / "run", shared=tmp_path / "no-shared").replace(
-        "select: {{workers: 1}}".replace("{{", "{").replace("}}", "}"), "select: {workers: 2}").replace(
-        "select_seqs: 1,", "select_seqs: 2,"))
-    assert "select: {workers: 2}" in cfg.read_text() and "select_seqs: 2," in cfg.read_text()
+        "select: {workers: 1,", "select: {workers: 2,").replace("select_seqs: 1,", "select_seqs: 2,"))
+    assert "select: {workers: 2," in cfg.read_text() and "select_seqs: 2," in cfg.read_text()
     cmd = [sys.executable, "tools/run_pipeline.py", "--config", str(cfg)]
     code, survivors, err = stop_when_workers_run(cmd, signal.SIGTERM, 2, tmp_path / "stderr.txt")
     assert code == 128 + signal.SIGTERM, err[-2000:]
