@@ -50,7 +50,6 @@ def score_candidate(sel: SelectConfig, spec: TrackerSpec, phase_dir: str, epoch:
     return out
 
 
-
 def unscored(epoch: int) -> dict[str, Any]:
     """The record of a phase's only candidate when it is not tracked (``SelectConfig.score_single`` off)."""
     return {"epoch": epoch, "score": None, "auc": None, "precision": None, "success_rate": None, "ao": None}

@@ -85,8 +85,8 @@ def make_job(path: str, data: dict[str, Any], out: str | None = None) -> "Pipeli
 
 class Pipeline(StagedJob):
     STAGES = STAGES
-    OUTPUTS = {"data": ("data/synthetic", "data/select"), "crop": ("data/crops", "data/select_crops"), "teacher": ("teacher",),
-               "compress": ("fd",), "transform": ("fd/slim.pth",), "evaluate": ("eval",),
+    OUTPUTS = {"data": ("data/synthetic", "data/select"), "crop": ("data/crops",),
+               "teacher": ("teacher",), "compress": ("fd", "data/select_crops"), "transform": ("fd/slim.pth",), "evaluate": ("eval",),
                "report": ("report.json", "REPORT.md")}
 
     def __init__(self, cfg: QuickstartConfig) -> None:
@@ -124,8 +124,6 @@ class Pipeline(StagedJob):
 
     def stage_crop(self) -> dict[str, Any]:
         index = crop_dataset("got10k", self.paths["data"], self.paths["crops"], workers=self.cfg.data.workers)
-        crop_dataset("got10k", self.paths["select"], self.paths["select_crops"], workers=self.cfg.data.workers,
-                     subset="val")
         return {"sequences": len(index["sequences"]),
                 "valid_frames": sum(s["valid"].count("1") for s in index["sequences"])}
 
@@ -135,6 +133,9 @@ class Pipeline(StagedJob):
 
     def stage_compress(self) -> dict[str, Any]:
         teacher = os.path.join(self.paths["teacher"], "model.pth")
+        # the diagnosis's held-out pairs (a second): here, so a run folder from before them resumes too
+        crop_dataset("got10k", self.paths["select"], self.paths["select_crops"], workers=self.cfg.data.workers,
+                     subset="val")
         return {"checkpoint": Compressor(self.cfg.compress, teacher, self.paths["crops"],
                                          self.paths["compress"]).run()}
 
