@@ -38,11 +38,9 @@ def held_out_pairs(cfg: DiagnoseConfig) -> tuple[torch.Tensor, torch.Tensor] | N
     """A fixed set of (exemplar, search) crops from the held-out crops, or None."""
     if not cfg.crops:
         return None
-    from ..data.pairs import PairConfig, PairDataset
-    ds = PairDataset(cfg.crops, PairConfig(pairs_per_seq=max(1, cfg.pairs)), cfg.seed)
-    idx = torch.linspace(0, len(ds) - 1, min(cfg.pairs, len(ds))).long().tolist()
-    z, x = zip(*(ds[i] for i in idx))
-    return torch.stack(z).float(), torch.stack(x).float()
+    from ..data.pairs import spread_pairs
+    z, x = spread_pairs(cfg.crops, cfg.pairs, cfg.seed, pairs_per_seq=max(1, cfg.pairs))
+    return z.float(), x.float()
 
 
 def aligned_error(student: Sequence[torch.Tensor], teacher: Sequence[torch.Tensor]) -> float:

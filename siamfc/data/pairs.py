@@ -134,3 +134,12 @@ class PairDataset(Dataset):
         x_img = augment(self._read(folder, x), rng, self.cfg, exemplar=False)
         return (torch.from_numpy(z_img).permute(2, 0, 1).contiguous(),
                 torch.from_numpy(x_img).permute(2, 0, 1).contiguous())
+
+
+def spread_pairs(crops_dir: str, count: int, seed: int, pairs_per_seq: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """``count`` fixed (exemplar, search) uint8 pairs, spread evenly over a cropped dataset: the
+    held-out sets of the diagnosis and of a teacher's held-out scores."""
+    data = PairDataset(crops_dir, PairConfig(pairs_per_seq=pairs_per_seq), seed)
+    index = torch.linspace(0, len(data) - 1, min(count, len(data))).long().tolist()
+    z, x = zip(*(data[i] for i in index))
+    return torch.stack(z), torch.stack(x)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import torch
 
-from ..data.pairs import PairConfig, PairDataset
+from ..data.pairs import spread_pairs
 from ..models.backbone import TOTAL_STRIDE
 from .losses import balanced_loss, logistic_labels
 
@@ -19,10 +19,7 @@ class HeldOutPairs:
     SiamFC's standard 127 / 239 crops whatever a training run's ``search_sz``, so runs compare."""
 
     def __init__(self, crops_dir: str, count: int = 400, seed: int = 5) -> None:
-        data = PairDataset(crops_dir, PairConfig(pairs_per_seq=5), seed)
-        index = torch.linspace(0, len(data) - 1, min(count, len(data))).long().tolist()
-        z, x = zip(*(data[i] for i in index))
-        self.z, self.x = torch.stack(z), torch.stack(x)
+        self.z, self.x = spread_pairs(crops_dir, count, seed, pairs_per_seq=5)
 
     def __len__(self) -> int:
         return len(self.z)
