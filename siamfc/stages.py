@@ -34,10 +34,13 @@ class StagedJob:
     def result(self, stage: str) -> dict[str, Any]:
         return read_json(self.marker(stage))
 
-    def redo_from(self, stage: str) -> None:
-        """Forget ``stage`` and every later one: their markers and outputs go."""
+    def check_stage(self, stage: str) -> None:
         if stage not in self.STAGES:
             raise InputError(f"unknown stage '{stage}'; stages are {', '.join(self.STAGES)}")
+
+    def redo_from(self, stage: str) -> None:
+        """Forget ``stage`` and every later one: their markers and outputs go."""
+        self.check_stage(stage)
         for s in self.STAGES[self.STAGES.index(stage):]:
             if os.path.exists(self.marker(s)):
                 os.remove(self.marker(s))
@@ -48,9 +51,15 @@ class StagedJob:
                 elif os.path.exists(full):
                     os.remove(full)
 
-    def run(self, log: Callable[[str], None] = print) -> None:
+    def run(self, log: Callable[[str], None] = print, until: str | None = None) -> None:
+        """Every stage in order, or up to and including ``until`` (an experiment that must not reach the
+        stages that read the test footage stops before them)."""
+        if until is not None:
+            self.check_stage(until)
         for stage in self.STAGES:
             self.run_stage(stage, log)
+            if stage == until:
+                return
 
     def run_stage(self, stage: str, log: Callable[[str], None] = print) -> None:
         """Run one stage unless it is marked done."""

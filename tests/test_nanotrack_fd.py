@@ -14,7 +14,8 @@ from conftest import REPO, SHARED, moving_patch_clip, need_shared, write_otb_seq
 from siamfc.compression.least_squares import greedy_keep
 from siamfc.compression.nano_calibration import tracking_pairs
 from siamfc.compression.nano_fit import distill_nano, kept_channels
-from siamfc.compression.end_to_end import FinetuneConfig, distill_loss, finetune, heldout_loss, outputs
+from siamfc.compression.end_to_end import (FinetuneConfig, distill_loss, finetune, heldout_loss, outputs,
+                                          param_groups)
 from siamfc.compression.nano_widths import cut_like, dependency_graph, internal_widths, narrow
 from siamfc.config import ConfigError
 from siamfc.data.sequences import otb_folder_sequence
@@ -96,6 +97,31 @@ def test_a_narrower_siamfc_is_distilled_by_its_score_map_alone():
     terms = distill_loss(got, want, cfg)
     assert set(terms) == {"score", "total"} and float(terms["total"]) > 0
     assert float(distill_loss(want, want, cfg)["total"]) == 0.0
+
+
+def test_a_relative_lr_steps_every_tensor_by_the_same_share_of_its_own_size():
+    torch.manual_seed(0)
+    net = build_net(widths=(28, 76, 114, 114, 76))
+    with torch.no_grad():
+        net.backbone.conv1[0].weight.mul_(1e-3)   # SiamFC_VID-like: conv1 at raw-pixel scale
+    assert [g["lr"] for g in param_groups(net, FinetuneConfig(lr=1e-4))] == [1e-4]
+    groups = param_groups(net, FinetuneConfig(relative_lr=1e-2))
+    assert sum(len(g["params"]) for g in groups) == len(list(net.parameters()))
+    for g in groups:
+        (p,) = g["params"]
+        rms = float(p.detach().square().mean().sqrt())
+        if rms > 0:
+            assert g["lr"] == pytest.approx(1e-2 * rms)
+        else:   # a zero tensor (a fresh BN's shift) takes its module's weight's size
+            assert g["lr"] > 0
+    lrs = {id(g["params"][0]): g["lr"] for g in groups}
+    assert lrs[id(net.backbone.conv1[0].weight)] < lrs[id(net.backbone.conv2[0].weight)] / 100
+    opt = torch.optim.Adam(groups)
+    before = net.backbone.conv1[0].weight.detach().clone()
+    net.backbone.conv1[0].weight.grad = torch.randn_like(before)
+    opt.step()   # Adam's first step moves each weight by its lr
+    change = (net.backbone.conv1[0].weight.detach() - before).abs().max() / before.square().mean().sqrt()
+    assert float(change) == pytest.approx(1e-2, rel=1e-3)
 
 
 # ---------------------------------------------------------------- SiamTrackers' weights

@@ -204,3 +204,10 @@ def test_the_final_distillation_polishes_every_network_and_evaluation_tracks_it(
         assert [h["epoch"] for h in state["history"]] == [0, 1]
         assert job.network(name) == job.path(name, "polished.pth") and Path(job.path(f"polish_{name}.png")).is_file()
         assert job.trackers()[name].checkpoint == job.network(name)
+    job.cfg.real.polish_experiments = ["full"]   # the others are then reported as compressed
+    assert job.network("halve") == job.path("halve", "slim.pth") and job.network("full") == job.path("full",
+                                                                                                     "polished.pth")
+    cfg["real"]["polish_experiments"] = ["ful"]
+    path.write_text(yaml.safe_dump(cfg))
+    with pytest.raises(ConfigError, match="polish_experiments"):
+        load_job(str(path))

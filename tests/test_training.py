@@ -102,3 +102,25 @@ def test_two_process_torchrun_trains_one_epoch(crops, tmp_path):
     assert (tmp_path / "ddp" / "model.pth").exists()
     ckpt = torch.load(tmp_path / "ddp" / "checkpoints" / "epoch_001.pth", weights_only=True)
     assert ckpt["meta"]["history"][0]["pairs_per_s"] > 0
+
+
+def test_a_relative_lr_gives_every_tensor_its_own_lr_and_the_schedule_scales_them_alike(crops, tmp_path):
+    from dataclasses import replace
+    from siamfc.models.checkpoint import build_net
+
+    torch.manual_seed(0)
+    net = build_net()
+    with torch.no_grad():
+        net.backbone.conv1[0].weight.mul_(1e-3)
+    cfg = replace(small_cfg(2), optimizer="adam", relative_lr=1e-2, ultimate_lr=1e-3)
+    trainer = trainer_mod.Trainer(net, cfg, str(crops), str(tmp_path))
+    groups = trainer.optimizer.param_groups
+    assert sum(len(g["params"]) for g in groups) == len([p for p in net.parameters() if p.requires_grad])
+    for g in groups:
+        rms = float(g["params"][0].detach().square().mean().sqrt())
+        assert g["lr"] == pytest.approx(1e-2 * rms) if rms else g["lr"] > 0
+    first = [g["lr"] for g in groups]
+    trainer.scheduler.step()
+    # initial_lr -> ultimate_lr over the epochs: the same factor for every tensor
+    assert [g["lr"] / f for g, f in zip(groups, first)] == pytest.approx([trainer_mod.lr_factor(cfg)(1)] * len(groups))
+    assert trainer_mod.lr_factor(cfg)(1) < 1

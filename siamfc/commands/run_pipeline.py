@@ -10,6 +10,7 @@ Examples:
   python tools/run_pipeline.py --config configs/quickstart.yaml
   python tools/run_pipeline.py --config configs/quickstart.yaml --from compress
   python tools/run_pipeline.py --config configs/real.yaml
+  python tools/run_pipeline.py --config configs/real.yaml --to polish   # stop before the test footage is read
 """
 from __future__ import annotations
 
@@ -23,11 +24,13 @@ def main() -> None:
     p = ArgParser(__doc__)
     p.add_argument("--config", default="configs/quickstart.yaml", type=file_arg)
     p.add_argument("--from", dest="redo", metavar="STAGE", help="redo this stage and all later ones")
+    p.add_argument("--to", dest="until", metavar="STAGE", help="stop after this stage")
     p.add_argument("--out", help="override the run folder (pipeline.out / real.out)")
     args = p.parse_args()
     job = load_job(args.config, args.out)
     if args.redo:
         job.redo_from(args.redo)
-    job.run()
-    print(f"report: {os.path.join(job.out, 'REPORT.md')}")
+    job.run(until=args.until)
+    if args.until is None:
+        print(f"report: {os.path.join(job.out, 'REPORT.md')}")
 

@@ -29,6 +29,7 @@ from ..config import Config, param
 from ..files import torch_save
 from ..models.net import SiamNet
 from ..models.siamese import SiamModel
+from ..training.lr_groups import relative_groups
 
 Pairs = tuple[np.ndarray, np.ndarray]   # exemplars N x 127 x 127 x 3, search crops N x 255 x 255 x 3 (uint8)
 
@@ -41,6 +42,7 @@ class FinetuneConfig(Config):
     pairs: int = param(2048, ge=16)        # fresh training pairs an epoch
     batch: int = param(16, ge=1)
     lr: float = param(1.0e-4, gt=0)
+    relative_lr: float = param(0.0, ge=0)  # > 0: each tensor's lr is this x its RMS at the start, in place of lr
     weight_decay: float = param(0.0, ge=0)
     patience: int = param(3, ge=1)         # epochs without a better held-out loss before stopping
     flip: float = param(0.5, ge=0, le=1)   # chance of mirroring a pair
@@ -119,6 +121,13 @@ def heldout_loss(student: torch.nn.Module, teacher: torch.nn.Module, pairs: Pair
     return total / n
 
 
+def param_groups(model: nn.Module, cfg: FinetuneConfig) -> list[dict[str, Any]]:
+    """The optimiser's groups: one lr for all, or each tensor's own (training/lr_groups.py)."""
+    if cfg.relative_lr:
+        return relative_groups(model, cfg.relative_lr)
+    return [{"params": list(model.parameters()), "lr": cfg.lr}]
+
+
 def _train_mode(model: nn.Module) -> None:
     """Training, with every BatchNorm on its running statistics."""
     model.train()
@@ -136,7 +145,7 @@ def finetune(student: torch.nn.Module, teacher: torch.nn.Module, draw: Callable[
     """
     os.makedirs(folder, exist_ok=True)
     teacher = teacher.eval()   # its outputs are computed under no_grad
-    opt = torch.optim.Adam(student.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    opt = torch.optim.Adam(param_groups(student, cfg), weight_decay=cfg.weight_decay)
     last, best_path = os.path.join(folder, "last.pth"), os.path.join(folder, "best.pth")
     if os.path.isfile(last):
         saved = torch.load(last, map_location="cpu", weights_only=False)

@@ -107,10 +107,11 @@ class Pipeline(StagedJob):
         # held-out pairs for the per-step diagnosis: the selection split, cropped
         self.cfg.compress.diagnose.crops = self.cfg.compress.diagnose.crops or self.paths["select_crops"]
 
-    def run(self, log=print) -> dict[str, Any]:  # type: ignore[override]
-        """Every stage; returns the report's figures."""
-        super().run(log)
-        return read_json(os.path.join(self.out, "report.json"))
+    def run(self, log=print, until: str | None = None) -> dict[str, Any]:  # type: ignore[override]
+        """Every stage (or up to ``until``); returns the report's figures, empty before the report exists."""
+        super().run(log, until)
+        report = os.path.join(self.out, "report.json")
+        return read_json(report) if os.path.isfile(report) else {}
 
     # ------------------------------------------------------------- stages
     def stage_data(self) -> dict[str, Any]:

@@ -76,6 +76,8 @@ class RealJobConfig(Config):
     polish_footage: list[str] = param(factory=lambda: ["folder:{shared}/data/extra_real/videos:train"])
     polish_selection: list[str] = param(factory=lambda: ["folder:{shared}/data/extra_real/videos:val"])
     heldout_pairs: int = param(512, ge=16)
+    polish_experiments: list[str] = param(factory=lambda: list(EXPERIMENTS), choices=EXPERIMENTS)   # which
+                                  # compressions the final distillation trains; the others stay as compressed
 
 
 @dataclass
@@ -230,7 +232,7 @@ class RealJob(StagedJob):
         if cfg.epochs == 0:
             return {"epochs": 0}
         done = {}
-        for name in EXPERIMENTS:
+        for name in self.cfg.real.polish_experiments:
             out = self.path(name, "polished.pth")
             if os.path.isfile(out):   # finished before a stop
                 done[name] = read_json(self.path(name, "polish", "state.json"))
@@ -250,7 +252,8 @@ class RealJob(StagedJob):
     def network(self, name: str) -> str:
         """Experiment ``name``'s final network: polished when the polish stage trained it."""
         polished = self.path(name, "polished.pth")
-        return polished if self.cfg.polish.epochs and os.path.isfile(polished) else self.path(name, "slim.pth")
+        chosen = self.cfg.polish.epochs and name in self.cfg.real.polish_experiments
+        return polished if chosen and os.path.isfile(polished) else self.path(name, "slim.pth")
 
     def trackers(self) -> dict[str, TrackerSpec]:
         track = to_dict(self.cfg.track)

@@ -32,6 +32,7 @@ from ..models.backbone import TOTAL_STRIDE
 from ..models.checkpoint import checkpoint_payload
 from ..models.net import SiamNet
 from .distributed import DistEnv, setup
+from .lr_groups import relative_groups
 from .precision import PRECISIONS, choose_precision
 from .heldout import HeldOutPairs
 from .losses import balanced_loss, logistic_labels
@@ -48,6 +49,9 @@ class TrainConfig(Config):
     weight_decay: float = param(5e-4, ge=0)
     momentum: float = param(0.9, ge=0, le=1)
     optimizer: str = param("sgd", choices=("sgd", "adam"))   # adam suits distillation with frozen BN
+    relative_lr: float = param(0.0, ge=0)       # > 0: each tensor's lr is this x its RMS at the start, in
+                                                # place of initial_lr (training/lr_groups.py); the schedule scales it
+                                                # by ultimate_lr / initial_lr over the epochs
     r_pos: float = param(16, ge=0)
     r_neg: float = param(0, ge=0)
     precision: str = param("auto", choices=PRECISIONS)
@@ -130,8 +134,11 @@ class Trainer:
 
     # ------------------------------------------------------------ pieces
     def make_optimizer(self, params: list) -> torch.optim.Optimizer:
-        """SGD with momentum or Adam over ``params`` (tensors or param-group dicts)."""
+        """SGD with momentum or Adam over ``params`` (tensors or param-group dicts), or with ``relative_lr``
+        over every trainable tensor of the network at its own lr."""
         cfg = self.cfg
+        if cfg.relative_lr:
+            params = relative_groups(self.net, cfg.relative_lr)
         if cfg.optimizer == "adam":
             return torch.optim.Adam(params, lr=cfg.initial_lr, weight_decay=cfg.weight_decay)
         return torch.optim.SGD(params, lr=cfg.initial_lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
