@@ -97,6 +97,11 @@ def test_a_narrower_siamfc_is_distilled_by_its_score_map_alone():
     terms = distill_loss(got, want, cfg)
     assert set(terms) == {"score", "total"} and float(terms["total"]) > 0
     assert float(distill_loss(want, want, cfg)["total"]) == 0.0
+    kl = FinetuneConfig(score=0.0, features=0.0, score_kl=1.0)
+    shifted = {**want, "score": want["score"] + 3.0}   # the peak stays where it was: no KL
+    assert float(distill_loss(shifted, want, kl)["total"]) == pytest.approx(0.0, abs=1e-6)
+    assert float(distill_loss(got, want, kl)["score_kl"]) > 0 and set(distill_loss(got, want, kl)) == {
+        "score", "score_kl", "total"}
 
 
 def test_a_relative_lr_steps_every_tensor_by_the_same_share_of_its_own_size():

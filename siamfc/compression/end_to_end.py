@@ -49,6 +49,8 @@ class FinetuneConfig(Config):
     photometric: float = param(0.2, ge=0, le=1)   # brightness and contrast change, up to this fraction
     features: float = param(1.0, ge=0)     # loss weights
     score: float = param(1.0, ge=0)
+    score_kl: float = param(0.0, ge=0)     # KL of the maps' spatial softmax: where the peak is, not the level
+    kl_temperature: float = param(1.0, gt=0)   # in units of each teacher map's own s.d.
     box: float = param(1.0, ge=0)
 
 
@@ -90,6 +92,16 @@ def outputs(model: torch.nn.Module, z: np.ndarray, x: np.ndarray) -> dict[str, t
     return READERS[kind](model, z, x)
 
 
+def spatial_kl(student: torch.Tensor, teacher: torch.Tensor, temperature: float) -> torch.Tensor:
+    """KL(teacher || student) of each map's softmax over positions (N x C x H x W, per map and channel), both
+    divided by ``temperature`` x the teacher map's s.d.: the tracker takes the peak of a map shifted and
+    scaled, so the loss weighs where the mass sits, not the map's offset."""
+    t, s = teacher.flatten(2), student.flatten(2)
+    scale = t.std(dim=2, keepdim=True).clamp_min(1e-8) * temperature
+    log_t, log_s = torch.log_softmax(t / scale, 2), torch.log_softmax(s / scale, 2)
+    return (log_t.exp() * (log_t - log_s)).sum(2).mean()
+
+
 def distill_loss(student: dict[str, torch.Tensor], teacher: dict[str, torch.Tensor],
                  cfg: FinetuneConfig) -> dict[str, torch.Tensor]:
     """The terms, each relative to the teacher's own spread so that their weights compare."""
@@ -97,6 +109,8 @@ def distill_loss(student: dict[str, torch.Tensor], teacher: dict[str, torch.Tens
         return (a - b).square().mean() / b.var().clamp_min(1e-8)
 
     terms = {"score": rel(student["score"], teacher["score"])}
+    if cfg.score_kl:
+        terms["score_kl"] = spatial_kl(student["score"], teacher["score"], cfg.kl_temperature)
     if student["fz"].shape == teacher["fz"].shape:   # a narrower embedding is judged by its score map alone
         terms["features"] = (rel(student["fz"], teacher["fz"]) + rel(student["fx"], teacher["fx"])) / 2
     if "box" in teacher:
