@@ -1,7 +1,7 @@
 """Learning rates relative to each weight's own size.
 
-Adam moves every weight by about its lr a step, whatever the weight's size. One lr for all is a 16% step
-on SiamFC_VID's conv1 (RMS 6e-4: raw pixel input, BN folded into the convs) and a 0.1% step on a BN scale.
+Adam moves every weight by about its lr a step, whatever the weight's size. One lr of 1e-4 for all is a 16%
+step on SiamFC_VID's conv1 (RMS 6e-4: raw pixel input, BN folded into the convs) and a 0.1% step on a BN scale.
 With a relative lr each tensor steps by the same fraction of its own RMS, so a network whose layers sit at
 very different scales trains as a normalised one would.
 """

@@ -226,7 +226,9 @@ class Trainer:
 
     def train_epoch(self, epoch: int) -> None:
         self.set_mode()
-        lr = self.optimizer.param_groups[0]["lr"]
+        first = self.optimizer.param_groups[0]
+        # with relative_lr the log shows it (times the schedule), not one tensor's own lr
+        lr = first["lr"] * (self.cfg.relative_lr / first["initial_lr"] if self.cfg.relative_lr else 1.0)
         total, steps, pairs, waited = 0.0, 0, 0, 0.0
         recent: list[float] = []
         start = time.perf_counter()
