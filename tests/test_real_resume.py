@@ -29,6 +29,9 @@ def tiny_real(root: Path) -> Path:
     write_got10k(shared / "data" / "train_real", ["vidA_part1", "vidA_part2", "vidB", "vidC_part1"])
     frames, boxes = moving_patch_clip(seed=9, n=10)
     write_otb_sequence(shared / "data" / "real", "Test1", frames, boxes)
+    extra = root / "extra"   # a second selection set, pooled with the held-out video by the experiments with boxes
+    write_otb_sequence(extra, "Ex1", *moving_patch_clip(seed=11, n=8))
+    (extra / "splits.json").write_text('{"val": ["Ex1"]}')
     (shared / "weights").mkdir()
     torch.manual_seed(0)
     for name, widths in TEACHERS.items():
@@ -36,6 +39,7 @@ def tiny_real(root: Path) -> Path:
     cfg = {"job": "real",
            "real": {"out": str(root / "run"), "shared": str(shared), "holdout": ["vidB"], "workers": 1,
                     "fps_frames": 3, "overlay_sequence": "Test1", "polish_footage": [], "polish_selection": [],
+                    "select_extra": [f"folder:{extra}:val"],
                     "heldout_pairs": 16, "pseudo": {"clip_len": 6, "candidates": 4, "min_frames": 3}},
            "halve": TINY, "label_free": TINY, "full": TINY, "polish": {"epochs": 1, "pairs": 16, "batch": 8}}
     path = root / "real.yaml"
@@ -89,4 +93,10 @@ def test_killed_in_every_stage_the_real_job_resumes_there_and_ends_whole(tmp_pat
         slim = load_checkpoint(tmp_path / "run" / name / "slim.pth").net.backbone
         assert slim.widths == (6, 18, 28, 28, 18), name   # halved, even where two groups split the next conv
     assert max(report["fold_error"].values()) <= 1e-4
+    for name, sets in (("halve", 2), ("full", 2), ("label_free", 1)):   # label-free reads no box: its clips alone
+        for phase in json.loads((tmp_path / "run" / name / "state.json").read_text())["phases"]:
+            for cand in phase["candidates"]:
+                assert len(cand.get("sets", [cand["auc"]])) == sets, (name, cand)
+                if sets == 2:   # one sequence each: the pooled AUC is their mean
+                    assert cand["auc"] == pytest.approx(sum(cand["sets"]) / 2)
     assert (tmp_path / "run" / "REPORT.md").stat().st_size > 0

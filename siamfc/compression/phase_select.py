@@ -1,5 +1,6 @@
-"""How a compression phase's candidates are scored: tracked on the selection set (and, where set, the
-held-out tails of the training sequences), 0.4 AUC + 0.4 precision + 0.2 success rate, as in the paper."""
+"""How a compression phase's candidates are scored: tracked on the selection set (with any extra sets, pooled
+by sequence, and, where set, the held-out tails of the training sequences), 0.4 AUC + 0.4 precision + 0.2
+success rate, as in the paper."""
 from __future__ import annotations
 
 import functools
@@ -7,7 +8,7 @@ import os
 from typing import Any
 
 from ..evaluation import evaluate
-from ..evaluation.benchmarks import load_benchmark
+from ..evaluation.benchmarks import load_benchmark, sequence_set
 from ..tracking.factory import TrackerSpec
 from .recipe import SelectConfig
 
@@ -30,23 +31,35 @@ def selection_names(sel: SelectConfig) -> list[str] | None:
     return list(_first(sel.benchmark, sel.root, sel.sequences))
 
 
+KEYS = ("auc", "precision", "success_rate")
+
+
 def score_candidate(sel: SelectConfig, spec: TrackerSpec, phase_dir: str, epoch: int) -> dict[str, Any]:
-    """``spec``'s selection score over the held-out sequences and, where set, the held-out tails of the
-    training sequences; the tracks go under ``phase_dir``."""
-    runs = [evaluate(spec, sel.benchmark, sel.root, os.path.join(phase_dir, "select"), sel.workers,
+    """``spec``'s selection score over the held-out sequences (with the extra sets, pooled sequence by
+    sequence) and, where set, the held-out tails of the training sequences; the tracks go under ``phase_dir``."""
+    held = [evaluate(spec, sel.benchmark, sel.root, os.path.join(phase_dir, "select"), sel.workers,
                      selection_names(sel), segment=sel.segment, plots=False)]
+    for i, text in enumerate(sel.extra):
+        bench, root, names = sequence_set(text)
+        held.append(evaluate(spec, bench, root, os.path.join(phase_dir, f"select_extra{i}"), sel.workers, names,
+                             plots=False))
+    counts = [len(r["sequences"]) for r in held]
+    parts = [{k: sum(r[f"mean_{k}"] * n for r, n in zip(held, counts)) / sum(counts) for k in KEYS}]
+    total = sum(counts)
     if sel.tail and sel.tail_names:
-        runs.append(evaluate(spec, sel.benchmark, sel.root, os.path.join(phase_dir, "select_tails"), sel.workers,
-                             list(sel.tail_names), tails=sel.tail, plots=False))
+        tails = evaluate(spec, sel.benchmark, sel.root, os.path.join(phase_dir, "select_tails"), sel.workers,
+                         list(sel.tail_names), tails=sel.tail, plots=False)
+        parts.append({k: tails[f"mean_{k}"] for k in KEYS})
+        total += len(tails["sequences"])
     # the held-out videos and the tails weigh the same: the tails outnumber the videos, but
     # they come from videos training saw, and so hide a loss the videos show
-    mean = {k: sum(r[f"mean_{k}"] for r in runs) / len(runs) for k in ("auc", "precision", "success_rate")}
-    out = {"epoch": epoch, "auc": mean["auc"], "precision": mean["precision"],
-           "success_rate": mean["success_rate"], "ao": runs[0].get("ao"),
-           "sequences": sum(len(r["sequences"]) for r in runs)}
-    out["score"] = selection_score({f"mean_{k}": v for k, v in mean.items()})
-    if len(runs) > 1:   # the two parts apart, to see whether they agree
-        out["parts"] = {"held_out": runs[0]["mean_auc"], "tails": runs[1]["mean_auc"]}
+    mean = {k: sum(p[k] for p in parts) / len(parts) for k in KEYS}
+    out = {"epoch": epoch, **mean, "ao": held[0].get("ao"), "sequences": total,
+           "score": selection_score({f"mean_{k}": v for k, v in mean.items()})}
+    if len(parts) > 1:   # the two parts apart, to see whether they agree
+        out["parts"] = {"held_out": parts[0]["auc"], "tails": parts[1]["auc"]}
+    if len(held) > 1:
+        out["sets"] = [r["mean_auc"] for r in held]
     return out
 
 

@@ -34,6 +34,8 @@ class SelectConfig(Config):
     segment: int = param(0, ge=0)                   # track in pieces of this many frames (0: whole sequences)
     tail_names: list[str] = param(factory=list)     # sequences whose last `tail` (kept out of training) is tracked too
     tail: float = param(0.0, ge=0, le=0.9)
+    extra: list[str] = param(factory=list)          # BENCHMARK:ROOT[:SPLIT] sets tracked too, pooled with the
+                                                    # selection sequences sequence by sequence
     score_single: bool = True    # track a phase's only candidate too: a per-step tracking curve where nothing
                                  # is chosen (off: the diagnosis alone measures each step, at a fraction of the cost)
 

@@ -76,6 +76,9 @@ class RealJobConfig(Config):
     polish_footage: list[str] = param(factory=lambda: ["folder:{shared}/data/extra_real/videos:train"])
     polish_selection: list[str] = param(factory=lambda: ["folder:{shared}/data/extra_real/videos:val"])
     heldout_pairs: int = param(512, ge=16)
+    # the experiments with boxes also select their phases on these BENCHMARK:ROOT:SPLIT sets, pooled with the
+    # held-out videos (the label-free run keeps to its own clips: these have boxes)
+    select_extra: list[str] = param(factory=lambda: ["folder:{shared}/data/extra_real/videos:val"])
     polish_experiments: list[str] = param(factory=lambda: list(EXPERIMENTS), choices=EXPERIMENTS)   # which
                                   # compressions the final distillation trains; the others stay as compressed
 
@@ -176,6 +179,7 @@ class RealJob(StagedJob):
             cfg.select.root = self.train_root
             cfg.select.names = self.split()["select"]
             cfg.select.tail_names, cfg.select.tail = self.split()["train"], self.cfg.real.tail
+            cfg.select.extra = [t.replace("{shared}", self.cfg.real.shared) for t in self.cfg.real.select_extra]
             crops, cfg.diagnose.crops = self.path("crops", "labeled"), self.path("crops", "select")
         cfg.select.workers = self.cfg.real.workers
         return Compressor(cfg, self.teachers[name], crops, out)
