@@ -128,6 +128,10 @@ class RealJob(StagedJob):
     def path(self, *parts: str) -> str:
         return os.path.join(self.out, *parts)
 
+    def shared_set(self, text: str) -> str:
+        """A ``BENCHMARK:ROOT[:SPLIT]`` set of the config with ``{shared}`` made the shared folder."""
+        return text.replace("{shared}", self.cfg.real.shared)
+
     # ------------------------------------------------------------- stages
     def stage_split(self) -> dict[str, Any]:
         """Whole source videos go to selection; the rest trains."""
@@ -179,7 +183,7 @@ class RealJob(StagedJob):
             cfg.select.root = self.train_root
             cfg.select.names = self.split()["select"]
             cfg.select.tail_names, cfg.select.tail = self.split()["train"], self.cfg.real.tail
-            cfg.select.extra = [t.replace("{shared}", self.cfg.real.shared) for t in self.cfg.real.select_extra]
+            cfg.select.extra = [self.shared_set(t) for t in self.cfg.real.select_extra]
             crops, cfg.diagnose.crops = self.path("crops", "labeled"), self.path("crops", "select")
         cfg.select.workers = self.cfg.real.workers
         return Compressor(cfg, self.teachers[name], crops, out)
@@ -218,7 +222,7 @@ class RealJob(StagedJob):
         def sets(texts: list[str]) -> list[Any]:
             found = []
             for text in texts:
-                found += load_benchmark(*sequence_set(text.replace("{shared}", self.cfg.real.shared))).sequences
+                found += load_benchmark(*sequence_set(self.shared_set(text))).sequences
             return found
 
         if name == "label_free":   # no box read: the teacher's own clips

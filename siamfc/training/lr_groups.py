@@ -16,15 +16,23 @@ def _rms(p: nn.Parameter) -> float:
     return float(p.detach().float().square().mean().sqrt())
 
 
-def relative_groups(model: nn.Module, relative: float, trainable_only: bool = True) -> list[dict[str, Any]]:
-    """One optimiser group per parameter tensor of ``model``, its lr ``relative`` x the tensor's RMS now.
-    A tensor that is all zeros (a fresh bias, an identity BN's shift) takes its module's weight's RMS, or 1."""
-    groups = []
+def _sizes(model: nn.Module) -> dict[int, float]:
+    """Each parameter's RMS now; a tensor that is all zeros (a fresh bias, an identity BN's shift) takes its
+    module's weight's RMS, or 1."""
+    sizes = {}
     for module in model.modules():
         own = dict(module.named_parameters(recurse=False))
         ref = _rms(own["weight"]) if "weight" in own else 0.0
         for p in own.values():
-            if trainable_only and not p.requires_grad:
-                continue
-            groups.append({"params": [p], "lr": relative * (_rms(p) or ref or 1.0)})
-    return groups
+            sizes[id(p)] = _rms(p) or ref or 1.0
+    return sizes
+
+
+def relative_groups(model: nn.Module, relative: float,
+                    groups: list[dict[str, Any]] | None = None) -> list[dict[str, Any]]:
+    """One optimiser group per tensor, its lr ``relative`` x the tensor's size x its group's ``scale``.
+    ``groups`` (dicts of ``params`` and an optional ``scale``) say which tensors train; by default every
+    trainable tensor of ``model``, at scale 1."""
+    sizes = _sizes(model)
+    groups = groups or [{"params": [p for p in model.parameters() if p.requires_grad]}]
+    return [{"params": [p], "lr": relative * g.get("scale", 1.0) * sizes[id(p)]} for g in groups for p in g["params"]]

@@ -134,11 +134,14 @@ class Trainer:
 
     # ------------------------------------------------------------ pieces
     def make_optimizer(self, params: list) -> torch.optim.Optimizer:
-        """SGD with momentum or Adam over ``params`` (tensors or param-group dicts), or with ``relative_lr``
-        over every trainable tensor of the network at its own lr."""
+        """SGD with momentum or Adam over ``params`` (tensors or param-group dicts); with ``relative_lr`` each
+        tensor at its own lr."""
         cfg = self.cfg
-        if cfg.relative_lr:
-            params = relative_groups(self.net, cfg.relative_lr)
+        if cfg.relative_lr:   # each given group's lr, over initial_lr, scales its tensors' relative lrs
+            given = [g for g in params if isinstance(g, dict)] or [{"params": list(params)}]
+            params = relative_groups(self.net, cfg.relative_lr,
+                                     [{"params": g["params"], "scale": g.get("lr", cfg.initial_lr) / cfg.initial_lr}
+                                      for g in given])
         if cfg.optimizer == "adam":
             return torch.optim.Adam(params, lr=cfg.initial_lr, weight_decay=cfg.weight_decay)
         return torch.optim.SGD(params, lr=cfg.initial_lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
