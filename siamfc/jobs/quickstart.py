@@ -35,6 +35,7 @@ from ..models.stats import count_params, gflops, state_dict_mb
 from ..report import render_report
 from ..stages import StagedJob
 from ..system import cpu_name, isa_summary
+from ..tracking.backends import EXACT
 from ..tracking.factory import TrackerSpec
 from ..training.trainer import TrainConfig, train_siamfc
 
@@ -47,6 +48,8 @@ class PipelineConfig(Config):
     select_seqs: int = param(40, ge=1)         # the held-out split that compression selects on
     select_frames: int = param(10, ge=2)
     eval_workers: int = param(2, ge=1)
+    # the val split's networks run on this path; fp32 numerics either way, so the gates keep their meaning
+    eval_backend: str = param("fp32", choices=EXACT)
     shared: str = "../shared"                  # optional: real footage and release weights
     overlay_sequence: int = param(1, ge=1)     # first val sequence drawn in the overlay GIF (1-based)
     fps_frames: int = param(60, ge=1)          # frames timed for the CPU FPS column
@@ -149,12 +152,13 @@ class Pipeline(StagedJob):
     def trackers(self) -> dict[str, TrackerSpec]:
         track = to_dict(self.cfg.track)
         teacher = os.path.join(self.paths["teacher"], "model.pth")
-        specs = {"teacher": TrackerSpec("siamfc", teacher, options=track, name="SiamFC-teacher"),
-                 "slim": TrackerSpec("siamfc", self.paths["slim"], options=track, name="FDSiamFC-slim"),
+        backend = self.cfg.pipeline.eval_backend
+        specs = {"teacher": TrackerSpec("siamfc", teacher, backend, track, "SiamFC-teacher"),
+                 "slim": TrackerSpec("siamfc", self.paths["slim"], backend, track, "FDSiamFC-slim"),
                  "identity": TrackerSpec("identity", options=track, name="IdentityTracker")}
         for seed in self.cfg.pipeline.random_seeds:
-            specs[random_key(seed)] = TrackerSpec("random", options=track, seed=seed,
-                                                  name=f"SiamFC-random-seed{seed}")
+            specs[random_key(seed)] = TrackerSpec("random", None, backend, track, f"SiamFC-random-seed{seed}",
+                                                  seed)
         return specs
 
     def stage_evaluate(self) -> dict[str, Any]:
