@@ -201,7 +201,11 @@ def real_markdown(r: dict[str, Any]) -> str:
          "Trained on the real training footage; checkpoints selected on the held-out source videos "
          f"({', '.join(r['split']['select'])}), tracked whole"
          + (f", and on the last {r['tail']:.0%} of every training sequence, which training never sees"
-            if r.get("tail") else "") + "; scored here on the test footage, which no earlier stage reads.", "",
+            if r.get("tail") else "")
+         + (f"; the runs with boxes also on {', '.join(r['select_extra'])}, pooled sequence by sequence"
+            if r.get("select_extra") else "")
+         + "; the label-free run against the teacher's own tracks; scored here on the test footage, which no "
+           "earlier stage reads.", "",
          "## Accuracy on the test footage, size and speed", "",
          "| network | widths | params | GFLOPs (255x255) | CPU fps (fp32) | mean AUC | precision@20 | SR0.5 |",
          "|---|---|---|---|---|---|---|---|"]

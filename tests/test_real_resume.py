@@ -99,4 +99,6 @@ def test_killed_in_every_stage_the_real_job_resumes_there_and_ends_whole(tmp_pat
                 assert len(cand.get("sets", [cand["auc"]])) == sets, (name, cand)
                 if sets == 2:   # one sequence each: the pooled AUC is their mean
                     assert cand["auc"] == pytest.approx(sum(cand["sets"]) / 2)
-    assert (tmp_path / "run" / "REPORT.md").stat().st_size > 0
+    extra = tmp_path / "extra"
+    assert report["select_extra"] == [f"folder:{extra}:val"]
+    assert f"also on folder:{extra}:val, pooled" in (tmp_path / "run" / "REPORT.md").read_text()

@@ -328,6 +328,7 @@ class RealJob(StagedJob):
             "teacher_checkpoint": os.path.abspath(self.teachers["full"]),
             "halve_teacher_checkpoint": os.path.abspath(self.teachers["halve"]),
             "split": self.split()["videos"], "tail": self.cfg.real.tail, "pseudo": self.result("pseudo"),
+            "select_extra": [self.shared_set(t) for t in self.cfg.real.select_extra],
             "polish": self.result("polish") if self.done("polish") else None,
             "models": models, "per_sequence": per_sequence, "phases": phases, "diagnosis_plots": plots,
             "fold_error": {name: self.result(name)["fold_error"] for name in EXPERIMENTS},
