@@ -217,6 +217,23 @@ def load_yaml(path: str | os.PathLike) -> dict[str, Any]:
     return data
 
 
+def apply_override(data: dict[str, Any], override: str) -> None:
+    """Set ``a.b.c=VALUE`` (VALUE read as YAML) in a config's loaded YAML, making sections as needed."""
+    key, sep, value = override.partition("=")
+    if not sep or not key:
+        raise InputError(f"{override}: an override is KEY=VALUE, e.g. nanotrack.rate=0.5")
+    node = data
+    parts = key.split(".")
+    for part in parts[:-1]:
+        node = node.setdefault(part, {})
+        if not isinstance(node, dict):
+            raise InputError(f"{override}: {part} is not a config section")
+    try:
+        node[parts[-1]] = yaml.safe_load(value)
+    except yaml.YAMLError:
+        raise InputError(f"{override}: the value is not valid YAML") from None
+
+
 def load_section(path: str | os.PathLike | None, section: str, cls: type[T]) -> T:
     """Read one section of a YAML config into ``cls`` (defaults if no path)."""
     if path is None:

@@ -75,13 +75,32 @@ def test_the_nanotrack_job_checks_its_sets_before_any_work(tmp_path):
     weights = tmp_path / "w.pth"
     weights.write_bytes(b"")
     with pytest.raises(ConfigError, match="nanotrack.selection"):
-        make_job("c.yaml", {"job": "nanotrack", "nanotrack": {"weights": str(weights), "selection": "folder"}})
+        make_job("c.yaml", {"job": "nanotrack", "nanotrack": {"weights": str(weights), "selection": ["folder"]}})
     (tmp_path / "splits.json").write_text('{"train": ["a", "b"], "val": ["b"]}')
     job = make_job("c.yaml", {"job": "nanotrack", "nanotrack": {
         "out": str(tmp_path / "out"), "weights": str(weights), "training": [f"folder:{tmp_path}:train"],
-        "selection": f"folder:{tmp_path}:val"}})
+        "selection": [f"folder:{tmp_path}:val"], "holdout": []}})
     with pytest.raises(InputError, match="holds selection sequences"):
-        job.loaded()
+        job.teacher()
+    assert not (tmp_path / "out").exists()
+
+
+def test_holdout_moves_whole_source_videos_from_training_to_selection(tmp_path):
+    frames, boxes = moving_patch_clip(seed=3, n=3)
+    for root, names in (("train", ("cam_part1", "cam_part2", "street")), ("select", ("lake",))):
+        for name in names:
+            write_otb_sequence(tmp_path / root, name, frames, boxes)
+    weights = tmp_path / "w.pth"
+    weights.write_bytes(b"")
+    sets = {"out": str(tmp_path / "out"), "weights": str(weights), "training": [f"folder:{tmp_path / 'train'}"],
+            "selection": [f"folder:{tmp_path / 'select'}"]}
+    job = make_job("c.yaml", {"job": "nanotrack", "nanotrack": {**sets, "holdout": ["cam"]}})
+    assert job.sets("training") == [("folder", str(tmp_path / "train"), ["street"])]
+    assert job.sets("selection") == [("folder", str(tmp_path / "select"), None),
+                                     ("folder", str(tmp_path / "train"), ["cam_part1", "cam_part2"])]
+    assert [q.name for q in job.sequences("selection")] == ["lake", "cam_part1", "cam_part2"]
+    with pytest.raises(InputError, match="nanotrack.holdout: street_view: no such source video"):
+        make_job("c.yaml", {"job": "nanotrack", "nanotrack": {**sets, "holdout": ["street_view"]}}).sets("training")
     assert not (tmp_path / "out").exists()
 
 
@@ -279,7 +298,8 @@ def test_the_label_free_job_trains_and_selects_on_the_teachers_own_tracks(teache
         write_video_sequence(tmp_path / role, "clip", frames, None)
     job = make_job("c.yaml", {"job": "nanotrack", "nanotrack": {
         "out": str(tmp_path / "out"), "weights": str(WEIGHTS), "label_free": True,
-        "training": [f"folder:{tmp_path / 'train'}"], "selection": f"folder:{tmp_path / 'select'}"},
+        "training": [f"folder:{tmp_path / 'train'}"], "selection": [f"folder:{tmp_path / 'select'}"],
+        "holdout": []},
         "pseudo": {"clip_len": 12, "candidates": 4, "min_frames": 4}})
     job.run_stage("labels", log=lambda m: None)
     assert job.result("labels")["label_free"]

@@ -12,10 +12,9 @@ from conftest import WEIGHTS, moving_patch_clip, need_shared, write_otb_sequence
 from siamfc.compression.pseudo import PseudoConfig, pseudo_label
 from siamfc.config import ConfigError
 from siamfc.data.crop import crop_dataset
-from siamfc.data.sequences import otb_folder_sequence
+from siamfc.data.sequences import otb_folder_sequence, source_video
 from siamfc.errors import InputError
 from siamfc.jobs import load_job
-from siamfc.jobs.real import source_video
 from siamfc.models.checkpoint import build_net, save_checkpoint
 from siamfc.tracking.factory import TrackerSpec
 

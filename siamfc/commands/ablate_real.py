@@ -17,28 +17,10 @@ from __future__ import annotations
 import json
 import os
 
-import yaml
 
 from ..cli import ArgParser, file_arg
-from ..config import load_yaml
-from ..errors import InputError
+from ..config import apply_override, load_yaml
 from ..jobs.real import EXPERIMENTS, make_job
-
-
-def apply(data: dict, override: str) -> None:
-    key, sep, value = override.partition("=")
-    if not sep or not key:
-        raise InputError(f"{override}: an override is KEY=VALUE, e.g. halve.targets=previous")
-    node = data
-    parts = key.split(".")
-    for part in parts[:-1]:
-        node = node.setdefault(part, {})
-        if not isinstance(node, dict):
-            raise InputError(f"{override}: {part} is not a config section")
-    try:
-        node[parts[-1]] = yaml.safe_load(value)
-    except yaml.YAMLError:
-        raise InputError(f"{override}: the value is not valid YAML") from None
 
 
 def main() -> None:
@@ -51,7 +33,7 @@ def main() -> None:
     args = p.parse_args()
     data = load_yaml(args.config)
     for o in args.overrides:
-        apply(data, o)
+        apply_override(data, o)
     job = make_job(args.config, data, args.out)
     folder = os.path.join(args.out, "ablations")
     row = {"name": args.name, "overrides": args.overrides, **job.ablate(args.experiment, os.path.join(folder, args.name))}

@@ -24,6 +24,11 @@ IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp")
 _SPLIT = re.compile(r"[,\s]+")
 
 
+def source_video(name: str) -> str:
+    """``tld_carchase_part3`` -> ``tld_carchase``: the parts of one video belong together."""
+    return re.sub(r"_part\d+$", "", name)
+
+
 @dataclass
 class Sequence:
     """One video: ordered frame paths and one ``x, y, w, h`` box per frame."""

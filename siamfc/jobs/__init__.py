@@ -15,7 +15,7 @@ from __future__ import annotations
 import importlib
 from typing import Any, Callable
 
-from ..config import load_yaml
+from ..config import apply_override, load_yaml
 from ..errors import InputError
 from ..registry import Registry
 from ..stages import StagedJob
@@ -39,9 +39,12 @@ JOBS.add("selection", _lazy("selection"))
 JOBS.add("nanotrack", _lazy("nanotrack"))
 
 
-def load_job(path: str, out: str | None = None) -> StagedJob:
-    """The job a config file describes, every section checked before any work starts."""
+def load_job(path: str, out: str | None = None, overrides: list[str] = ()) -> StagedJob:
+    """The job a config file describes, ``overrides`` (``a.b=VALUE``) applied, every section checked before
+    any work starts."""
     data = load_yaml(path)
+    for o in overrides:
+        apply_override(data, o)
     name = data.get("job", "quickstart")
     if not isinstance(name, str) or name not in JOBS:
         raise InputError(f"{path}:job: '{name}' is not one of {', '.join(JOBS)}")

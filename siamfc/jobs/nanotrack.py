@@ -18,7 +18,7 @@ scores against those tracks.
 from __future__ import annotations
 
 import os
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
@@ -30,7 +30,7 @@ from ..compression.nano_fit import distill_nano
 from ..compression.nano_widths import PARTS, cut_like, update_macs
 from ..compression.pseudo import PseudoConfig, pseudo_label
 from ..config import Config, ConfigError, from_dict, param
-from ..data.sequences import Sequence
+from ..data.sequences import Sequence, source_video
 from ..deploy.nano_onnx import export_nano
 from ..errors import InputError
 from ..evaluation import evaluate
@@ -61,7 +61,10 @@ class NanoJobConfig(Config):
     ridge: float = param(1.0e-3, ge=0)
     training: list[str] = param(factory=lambda: [f"folder:{EXTRA_REAL}:train",
                                                  f"got10k-train:{shared_path('data', 'train_real')}"])
-    selection: str = f"folder:{EXTRA_REAL}:val"   # BENCHMARK:ROOT[:SPLIT], scenes apart from the training ones
+    # BENCHMARK:ROOT[:SPLIT] sets, scenes apart from the training ones, pooled sequence by sequence
+    selection: list[str] = param(factory=lambda: [f"folder:{EXTRA_REAL}:val"])
+    # whole source videos of the training sets that go to selection instead (the real job's four by default)
+    holdout: list[str] = param(factory=lambda: ["otb_Freeman1", "dtb70_BMX3", "vot14_car", "otb_Toy"])
     label_free: bool = False   # pseudo-label every set with the teacher's own tracks instead of reading boxes
     fit_pairs: int = param(256, ge=16)
     heldout_pairs: int = param(512, ge=16)
@@ -84,21 +87,26 @@ def make_job(path: str, data: dict[str, Any], out: str | None = None) -> "NanoJo
     for key in ("model", "weights"):   # before any stage writes anything
         if not os.path.isfile(getattr(cfg.nanotrack, key)):
             raise ConfigError(f"{path}:nanotrack.{key}", f"{getattr(cfg.nanotrack, key)}: file not found")
-    for i, text in enumerate([*cfg.nanotrack.training, cfg.nanotrack.selection]):
-        if len(text.split(":")) not in (2, 3):
-            key = f"training[{i}]" if i < len(cfg.nanotrack.training) else "selection"
-            raise ConfigError(f"{path}:nanotrack.{key}", f"'{text}' is not BENCHMARK:ROOT[:SPLIT]")
+    if not cfg.nanotrack.selection:
+        raise ConfigError(f"{path}:nanotrack.selection", "at least one BENCHMARK:ROOT[:SPLIT] set is needed")
+    for role in ("training", "selection"):
+        for i, text in enumerate(getattr(cfg.nanotrack, role)):
+            if len(text.split(":")) not in (2, 3):
+                raise ConfigError(f"{path}:nanotrack.{role}[{i}]", f"'{text}' is not BENCHMARK:ROOT[:SPLIT]")
     return NanoJob(cfg)
 
 
-def _sequences(sets: list[str]) -> list[Sequence]:
-    return [q for text in sets for q in load_benchmark(*sequence_set(text)).sequences]
+Set = tuple[str, str, "list[str] | None"]   # benchmark, root, the names it holds (None: all)
 
 
-@dataclass
-class _Loaded:
-    teacher: SiamModel
-    sequences: dict[str, list[Sequence]] = field(default_factory=dict)
+def _sequences(sets: list[Set]) -> list[Sequence]:
+    return [q for bench, root, names in sets for q in load_benchmark(bench, root, names).sequences]
+
+
+def _names(bench: str, root: str, names: list[str] | None) -> list[str]:
+    if names is not None:
+        return names
+    return [q.name for q in load_benchmark(bench, root).sequences]
 
 
 class NanoJob(StagedJob):
@@ -110,41 +118,75 @@ class NanoJob(StagedJob):
     def __init__(self, cfg: NanoConfig) -> None:
         super().__init__(cfg.nanotrack.out)
         self.cfg = cfg
-        self._loaded: _Loaded | None = None
+        self._teacher: SiamModel | None = None
+        self._sets: dict[str, list[Set]] | None = None
+        self._sequences: dict[str, list[Sequence]] = {}
 
     # ------------------------------------------------------------- helpers
-    def loaded(self) -> _Loaded:
-        if self._loaded is None:
-            j = self.cfg.nanotrack
-            _, s_root, s_names = sequence_set(j.selection)
-            for text in j.training:   # the selection scenes must stay out of training
-                _, root, names = sequence_set(text)
-                same = os.path.abspath(root) == os.path.abspath(s_root)
-                if same and (names is None or s_names is None or set(names) & set(s_names)):
-                    raise InputError(f"{text}: the training footage holds selection sequences ({j.selection})")
-            self._loaded = _Loaded(load_model(j.weights, j.model).model.eval())
-        return self._loaded
+    def teacher(self) -> SiamModel:
+        if self._teacher is None:
+            self.given_sets()   # the overlap check, before the model loads
+            self._teacher = load_model(self.cfg.nanotrack.weights, self.cfg.nanotrack.model).model.eval()
+        return self._teacher
 
-    def sets(self, role: str) -> list[str]:
-        """The ``BENCHMARK:ROOT[:SPLIT]`` sets of ``role`` (training, selection) as the job reads them: the
-        teacher's pseudo-labelled clips of each in a label-free run."""
+    def given_sets(self) -> dict[str, list[Set]]:
+        """The training and selection sets of the config, checked apart, with ``holdout`` applied."""
+        if self._sets is None:
+            j = self.cfg.nanotrack
+            given = {role: [sequence_set(t) for t in getattr(j, role)] for role in ("training", "selection")}
+            for text, (_, root, names) in zip(j.training, given["training"]):   # selection stays out of training
+                for s_text, (_, s_root, s_names) in zip(j.selection, given["selection"]):
+                    same = os.path.abspath(root) == os.path.abspath(s_root)
+                    if same and (names is None or s_names is None or set(names) & set(s_names)):
+                        raise InputError(f"{text}: the training footage holds selection sequences ({s_text})")
+            self._sets = self._hold_out(given)
+        return self._sets
+
+    def _hold_out(self, given: dict[str, list[Set]]) -> dict[str, list[Set]]:
+        """Move ``holdout``'s source videos from the training sets to the end of the selection sets."""
+        hold = set(self.cfg.nanotrack.holdout)
+        if not hold:
+            return given
+        training, moved, found = [], [], set()
+        for bench, root, names in given["training"]:
+            names = _names(bench, root, names)
+            held = [n for n in names if source_video(n) in hold]
+            found |= {source_video(n) for n in held}
+            if len(held) < len(names):
+                training.append((bench, root, [n for n in names if n not in held]))
+            if held:
+                moved.append((bench, root, held))
+        if hold - found:
+            raise InputError(f"nanotrack.holdout: {', '.join(sorted(hold - found))}: no such source video in "
+                             f"the training sets ({', '.join(self.cfg.nanotrack.training)})")
+        return {"training": training, "selection": given["selection"] + moved}
+
+    def sets(self, role: str) -> list[Set]:
+        """The sets of ``role`` (training, selection) as the job reads them, ``holdout`` applied: the teacher's
+        pseudo-labelled clips of each in a label-free run."""
         j = self.cfg.nanotrack
         if role not in ("training", "selection"):
             raise ValueError(f"no set role '{role}'")
-        given = j.training if role == "training" else [j.selection]
+        given = self.given_sets()[role]
         if self.done("labels") and self.result("labels")["label_free"] != j.label_free:
             raise InputError(f"{self.out}: its labels stage ran with label_free: {not j.label_free}; "
                              f"run again with --from labels")
         if not j.label_free:
             return given
-        return [f"folder:{os.path.join(self.out, 'pseudo', f'{role}{i}')}" for i in range(len(given))]
+        return [("folder", os.path.join(self.out, "pseudo", f"{role}{i}"), None) for i in range(len(given))]
+
+    def described(self, role: str) -> list[str]:
+        """The sets of ``role`` as ``BENCHMARK:ROOT`` with the number of sequences each, for the report."""
+        return [f"{bench}:{root} ({len(_names(bench, root, names))} sequences)"
+                for bench, root, names in self.sets(role)]
 
     def sequences(self, role: str) -> list[Sequence]:
-        got = self.loaded().sequences
+        got = self._sequences
         if role not in got:
             got[role] = _sequences(self.sets(role))
             if not got[role]:
-                raise InputError(f"no {role} sequences could be read ({', '.join(self.sets(role))})")
+                raise InputError(f"no {role} sequences could be read "
+                                 f"({', '.join(f'{b}:{r}' for b, r, _ in self.sets(role))})")
         return got[role]
 
     def pairs(self, name: str) -> tuple[np.ndarray, np.ndarray]:
@@ -154,7 +196,7 @@ class NanoJob(StagedJob):
     def student(self, path: str) -> tuple[SiamModel, dict[str, list[int]]]:
         """The saved cut at ``path`` and its kept channels."""
         saved = torch.load(path, map_location="cpu", weights_only=False)
-        model = cut_like(self.loaded().teacher, saved["keeps"])
+        model = cut_like(self.teacher(), saved["keeps"])
         model.load_state_dict(saved["model"])
         return model.eval(), saved["keeps"]
 
@@ -163,18 +205,17 @@ class NanoJob(StagedJob):
         j = self.cfg.nanotrack
         if not j.label_free:
             return {"label_free": False}
-        self.loaded()   # the overlap check
+        self.given_sets()   # the overlap check
         teacher = TrackerSpec.parse(f"model:{j.model},{j.weights}")
         made = {}
-        for role, given in (("training", j.training), ("selection", [j.selection])):
-            for i, text in enumerate(given):
-                _, root, names = sequence_set(text)
+        for role in ("training", "selection"):
+            for i, (_, root, names) in enumerate(self.given_sets()[role]):
                 made[f"{role}{i}"] = pseudo_label(teacher, root, os.path.join(self.out, "pseudo", f"{role}{i}"),
                                                   self.cfg.pseudo, names)
         return {"label_free": True, "clips": made}
 
     def stage_pairs(self) -> dict[str, Any]:
-        j, cfg = self.cfg.nanotrack, self.loaded().teacher.cfg
+        j, cfg = self.cfg.nanotrack, self.teacher().cfg
         os.makedirs(os.path.join(self.out, "pairs"), exist_ok=True)
         for name, role, count, seed in (("fit", "training", j.fit_pairs, 0), ("heldout", "selection", j.heldout_pairs, 1)):
             z, x = tracking_pairs(self.sequences(role), count, cfg.exemplar_sz, cfg.instance_sz, seed=seed)
@@ -186,7 +227,7 @@ class NanoJob(StagedJob):
     def stage_fit(self) -> dict[str, Any]:
         j = self.cfg.nanotrack
         with torch_threads(j.threads):
-            student, fits = distill_nano(self.loaded().teacher, j.rate, *self.pairs("fit"), tuple(j.parts),
+            student, fits = distill_nano(self.teacher(), j.rate, *self.pairs("fit"), tuple(j.parts),
                                          j.select, j.ridge)
         keeps = {f.producer: f.keep for f in fits}
         torch_save({"keeps": keeps, "model": student.state_dict(), "rate": j.rate}, os.path.join(self.out, "fit.pth"))
@@ -196,7 +237,7 @@ class NanoJob(StagedJob):
     def stage_finetune(self) -> dict[str, Any]:
         j, ft = self.cfg.nanotrack, self.cfg.finetune
         student, keeps = self.student(os.path.join(self.out, "fit.pth"))
-        teacher = self.loaded().teacher
+        teacher = self.teacher()
         cfg = teacher.cfg
 
         def draw(epoch: int, count: int) -> tuple[np.ndarray, np.ndarray]:   # fresh pairs, the fit's seed aside
@@ -218,23 +259,26 @@ class NanoJob(StagedJob):
 
     def stage_evaluate(self) -> dict[str, Any]:
         j = self.cfg.nanotrack
-        bench, root, names = sequence_set(self.sets("selection")[0])
         specs = {"NanoTrackV2": TrackerSpec.parse("nanotrack"),
                  "NanoTrackV2-FD": TrackerSpec.parse(f"nanotrack:{self.out}", name="NanoTrackV2-FD")}
         scored, per_seq = {}, {}
-        for name, spec in specs.items():
-            s = evaluate(spec, bench, root, os.path.join(self.out, "eval", name), workers=1, only=names,
-                         threads=j.threads)
-            scored[name] = {"auc": s["mean_auc"], "precision": s["mean_precision"]}
-            per_seq[name] = {q: v["auc"] for q, v in s["sequences"].items()}
-        sequences = load_benchmark(bench, root, names).sequences
+        for name, spec in specs.items():   # every selection set, pooled sequence by sequence
+            per_seq[name] = {}
+            for i, (bench, root, names) in enumerate(self.sets("selection")):
+                s = evaluate(spec, bench, root, os.path.join(self.out, "eval", name, f"set{i}"), workers=1,
+                             only=names, threads=j.threads)
+                per_seq[name].update({f"{i}/{q}": v for q, v in s["sequences"].items()})
+            scored[name] = {k: float(np.mean([v[k] for v in per_seq[name].values()])) for k in ("auc", "precision")}
+            per_seq[name] = {q: v["auc"] for q, v in per_seq[name].items()}
+        sequences = self.sequences("selection")
         timing = interleaved_fps(specs, sequences, j.threads, j.speed_rounds)
         ours = scored["NanoTrackV2-FD"]
         ours["speedup"], ours["speedup_q1"], ours["speedup_q3"] = paired_speedup(timing, "NanoTrackV2-FD", "NanoTrackV2")
         ours["auc_diff"], ours["auc_diff_se"] = paired_difference(per_seq["NanoTrackV2-FD"], per_seq["NanoTrackV2"])
         for name in specs:
             scored[name]["fps"] = timing.fps[name]
-        return {"selection": self.sets("selection")[0], "frames": sum(len(q) for q in sequences), "trackers": scored}
+        return {"selection": self.described("selection"), "sequences": len(sequences),
+                "frames": sum(len(q) for q in sequences), "trackers": scored}
 
     def stage_report(self) -> dict[str, Any]:
         from .distill_plot import render_curve
@@ -243,7 +287,7 @@ class NanoJob(StagedJob):
         j = self.cfg.nanotrack
         report = {"cpu": cpu_name(), "isa": isa_summary(), "threads": j.threads, "rate": j.rate,
                   "label_free": self.result("labels")["label_free"],
-                  "teacher_macs": update_macs(self.loaded().teacher), "fit": self.result("fit"),
+                  "teacher_macs": update_macs(self.teacher()), "fit": self.result("fit"),
                   "finetune": self.result("finetune"), "export": self.result("export"),
                   "evaluate": self.result("evaluate"), "settings": {"nanotrack": asdict(j),
                                                                      "finetune": asdict(self.cfg.finetune)},

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import datetime
 import os
-import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -34,6 +33,7 @@ from ..compression.pseudo import PseudoConfig, pseudo_label
 from ..compression.transform import transform
 from ..config import Config, ConfigError, TrackerConfig, from_dict, param, to_dict
 from ..data.crop import crop_dataset, footage_layout, list_sources
+from ..data.sequences import source_video
 from ..errors import InputError
 from ..evaluation import evaluate, report_together
 from ..evaluation.benchmarks import load_benchmark, sequence_set
@@ -48,11 +48,6 @@ from ..system import cpu_name, isa_summary
 from ..tracking.factory import TrackerSpec
 
 EXPERIMENTS = ("halve", "label_free", "full")
-
-
-def source_video(name: str) -> str:
-    """``tld_carchase_part3`` -> ``tld_carchase``: the parts of one video belong together."""
-    return re.sub(r"_part\d+$", "", name)
 
 
 @dataclass
