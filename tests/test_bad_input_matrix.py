@@ -256,6 +256,17 @@ def test_pipeline_config_is_checked_before_any_work(text, key, tmp_path):
     assert_error(call_tool("run_pipeline.py", "--config", str(cfg)), key, untouched=tmp_path / "run")
 
 
+@pytest.mark.parametrize("override,needle", [("train.epochs", "an override is KEY=VALUE"),
+                                             ("train.epochs=-3", "train.epochs"),
+                                             ("pipeline.out.x=1", "out is not a config section"),
+                                             ("train.epochs=[1", "not valid YAML")])
+def test_a_bad_set_override_is_one_line_before_any_work(override, needle, tmp_path):
+    cfg = tmp_path / "cfg.yaml"
+    cfg.write_text(f"pipeline: {{out: {tmp_path / 'run'}}}\n")
+    assert_error(call_tool("run_pipeline.py", "--config", str(cfg), "--set", override), needle,
+                 untouched=tmp_path / "run")
+
+
 @pytest.mark.parametrize("tool,args,needle", [
     ("evaluate", ["--workers", "0"], "--workers"), ("crop_train_dataset", ["--quality", "101"], "--quality"),
     ("make_synthetic_dataset", ["--frames", "1"], "frames"), ("benchmark", ["--threads", "-2"], "--threads"),

@@ -5,6 +5,7 @@ from a synthetic clip, one thread (a second only waits on batches this small).""
 from __future__ import annotations
 
 import copy
+import json
 
 import numpy as np
 import pytest
@@ -21,7 +22,9 @@ from siamfc.config import ConfigError
 from siamfc.data.sequences import otb_folder_sequence
 from siamfc.errors import InputError
 from siamfc.jobs.nano_sweep import Sweep, run_sweep
+from siamfc.files import write_json
 from siamfc.jobs.nanotrack import make_job
+from siamfc.jobs.nano_select import make_job as make_select_job
 from siamfc.models.checkpoint import build_net
 from siamfc.models.model_io import load_model
 from siamfc.models.parts.mobilenetv3 import SqueezeExcite
@@ -29,6 +32,10 @@ from siamfc.tracking.nano import NanoTracker
 from siamfc.tracking.ops import torch_threads
 
 CONFIG = REPO / "configs" / "nanotrack" / "NanoTrackV2.yaml"
+
+
+def load_job_data(data: dict):
+    return make_select_job("c.yaml", data)
 PEERS = SHARED / "peers"
 WEIGHTS = PEERS / "nanotrackv2" / "nanotrackv2.pth"
 
@@ -306,3 +313,50 @@ def test_the_label_free_job_trains_and_selects_on_the_teachers_own_tracks(teache
     for role in ("training", "selection"):
         (seq,) = job.sequences(role)
         assert len(seq.frames) >= 4 and np.isfinite(seq.boxes).all()
+
+
+def test_the_keep_ratio_rule_takes_the_smallest_within_tolerance_else_the_most_accurate(tmp_path):
+    weights = tmp_path / "w.pth"
+    weights.write_bytes(b"")
+    job = load_job_data({"job": "nanotrack_select", "choose": {"rates": [0.5, 0.6, 0.7], "tolerance": 0.01},
+                         "nanotrack": {"out": str(tmp_path / "out"), "weights": str(weights)}})
+    for diffs, want, within in (((-0.02, -0.005, 0.01), 0.6, True), ((-0.05, -0.02, -0.03), 0.6, False),
+                                ((0.0, 0.02, -0.01), 0.5, True)):
+        rows = [{"rate": r, "auc": 0.6 + d, "auc_diff": d} for r, d in zip((0.5, 0.6, 0.7), diffs)]
+        write_json(job.marker("candidates"), {"rows": rows})
+        assert job.stage_choose() == {"rate": want, "within_tolerance": within, "tolerance": 0.01}
+    for bad in ([], [0.5, 0.5], [1.5]):
+        with pytest.raises(ConfigError, match="choose.rates"):
+            load_job_data({"job": "nanotrack_select", "choose": {"rates": bad},
+                           "nanotrack": {"out": str(tmp_path / "out"), "weights": str(weights)}})
+
+
+def test_the_job_runs_end_to_end_resumes_and_scores_every_selection_set_pooled(teacher, tmp_path):
+    need_shared(PEERS / "nanotrackv2" / "nanotrack_backbone_sim.onnx")
+    for root, names, seed in (("train", ("cam_part1", "street"), 3), ("select", ("lake",), 4)):
+        for name in names:
+            frames, boxes = moving_patch_clip(seed=seed, n=6)
+            write_otb_sequence(tmp_path / root, name, frames, boxes)
+    out = tmp_path / "out"
+    data = {"job": "nanotrack_select", "choose": {"rates": [0.5]}, "nanotrack": {
+        "out": str(out), "weights": str(WEIGHTS), "threads": 1, "speed_rounds": 1,
+        "fit_pairs": 16, "heldout_pairs": 16, "training": [f"folder:{tmp_path / 'train'}"],
+        "selection": [f"folder:{tmp_path / 'select'}"], "holdout": ["cam"]},
+        "finetune": {"epochs": 1, "pairs": 16, "batch": 8}}
+    job = load_job_data(data)
+    job.candidate(0.5).run(log=lambda m: None, until="finetune")   # as if killed after the distillation
+    first = job.candidate(0.5).result("finetune")
+    job.run(log=lambda m: None)
+    cand = job.candidate(0.5)
+    assert cand.result("finetune") == first   # kept, not redone
+    ev = cand.result("evaluate")
+    assert ev["sequences"] == 2 and ev["frames"] == 12 and len(ev["selection"]) == 2
+    for name in ("NanoTrackV2", "NanoTrackV2-FD"):   # one folder a set, both sets scored
+        for i in (0, 1):
+            assert (out / "rate_0.50" / "eval" / name / f"set{i}" / "summary.json").is_file()
+        assert 0 <= ev["trackers"][name]["auc"] <= 1
+    assert "2 sequences, 12 frames" in (out / "rate_0.50" / "REPORT.md").read_text()
+    for name in ("backbone.onnx", "head.onnx"):   # the chosen pair where cv2.TrackerNano reads it
+        assert (out / name).read_bytes() == (out / "rate_0.50" / name).read_bytes()
+    report = json.loads((out / "report.json").read_text())
+    assert report["chosen"]["rate"] == 0.5 and report["sequences"] == 2 and (out / "selection.png").stat().st_size

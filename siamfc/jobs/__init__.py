@@ -6,7 +6,8 @@
 * ``zoo``: the SiameseX models trained on the synthetic data within one CPU budget each;
 * ``fd_model``: FD on a trained config-built model with a plain-chain backbone (SiamVGG);
 * ``selection``: whether a selection set ranks known networks as the test set does, and how finely;
-* ``nanotrack``: FD on NanoTrack v2 (fits, distillation), ending in the ONNX pair ``cv2.TrackerNano`` loads.
+* ``nanotrack``: FD on NanoTrack v2 (fits, distillation), ending in the ONNX pair ``cv2.TrackerNano`` loads;
+* ``nanotrack_select``: that job at several keep-ratios, one chosen on the selection set by a fixed rule.
 
 ``nano_sweep`` (NanoTrack v2's FD cuts against fps) is run by ``fdsiamfc nanotrack-sweep``, not by a config.
 """
@@ -37,6 +38,7 @@ JOBS.add("zoo", _lazy("zoo"))
 JOBS.add("fd_model", _lazy("fd_model"))
 JOBS.add("selection", _lazy("selection"))
 JOBS.add("nanotrack", _lazy("nanotrack"))
+JOBS.add("nanotrack_select", _lazy("nano_select"))
 
 
 def load_job(path: str, out: str | None = None, overrides: list[str] = ()) -> StagedJob:

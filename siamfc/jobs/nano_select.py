@@ -1,0 +1,154 @@
+"""The keep-ratio of NanoTrack v2's FD, chosen on the selection set by a rule fixed in the config.
+
+candidates -> choose -> export -> report
+
+``candidates`` runs the whole ``nanotrack`` job (fits, distillation, export, scoring on the selection
+set inside ``cv2.TrackerNano``) once per keep-ratio in ``OUT/rate_R``; each resumes on its own, so a
+killed run loses at most one epoch. ``choose`` keeps the smallest keep-ratio whose pooled selection-set
+AUC is at least the original pair's minus ``tolerance`` (none: the most accurate, flagged). ``export``
+copies its pair to ``OUT/backbone.onnx`` and ``OUT/head.onnx``, where ``cv2.TrackerNano`` and
+``fdsiamfc nanotrack-sweep --extra`` read it. The test set is never read here.
+"""
+from __future__ import annotations
+
+import copy
+import os
+import shutil
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from ..config import Config, ConfigError, from_dict, param
+from ..files import atomic_path, write_json, write_text
+from ..stages import StagedJob
+from ..system import cpu_name, isa_summary
+from .nanotrack import NanoConfig, NanoJob, make_job as make_nano_job
+
+
+@dataclass
+class ChooseConfig(Config):
+    rates: list[float] = param(factory=lambda: [0.5, 0.55, 0.6, 0.65])
+    tolerance: float = param(0.01, ge=0)   # AUC below the original pair's that still counts as keeping it
+
+
+def make_job(path: str, data: dict[str, Any], out: str | None = None) -> "NanoSelectJob":
+    data = dict(data)
+    choose = from_dict(ChooseConfig, data.pop("choose", {}) or {}, f"{path}:choose.")
+    if not choose.rates or any(not 0 < r <= 1 for r in choose.rates) or len(set(choose.rates)) < len(choose.rates):
+        raise ConfigError(f"{path}:choose.rates", f"{choose.rates}: distinct keep-ratios in (0, 1] are needed")
+    data["job"] = "nanotrack"
+    nano = make_nano_job(path, data, out).cfg   # checks every nanotrack and finetune key
+    return NanoSelectJob(nano, choose)
+
+
+def rate_folder(rate: float) -> str:
+    return f"rate_{rate:.2f}"
+
+
+class NanoSelectJob(StagedJob):
+    STAGES = ("candidates", "choose", "export", "report")
+    OUTPUTS = {"choose": (), "export": ("backbone.onnx", "head.onnx"),
+               "report": ("report.json", "REPORT.md", "selection.png")}
+
+    def __init__(self, nano: NanoConfig, choose: ChooseConfig) -> None:
+        super().__init__(nano.nanotrack.out)
+        self.nano, self.choose = nano, choose
+
+    def candidate(self, rate: float) -> NanoJob:
+        cfg = copy.deepcopy(self.nano)
+        cfg.nanotrack.rate = rate
+        cfg.nanotrack.out = os.path.join(self.out, rate_folder(rate))
+        return NanoJob(cfg)
+
+    def stage_candidates(self) -> dict[str, Any]:
+        rows = []
+        for rate in sorted(self.choose.rates):
+            job = self.candidate(rate)
+            print(f"-- keep-ratio {rate:.2f} -> {job.out}")
+            job.run()
+            ev, ours = job.result("evaluate"), job.result("evaluate")["trackers"]["NanoTrackV2-FD"]
+            rows.append({"rate": rate, "folder": job.out, "auc": ours["auc"], "auc_diff": ours["auc_diff"],
+                         "auc_diff_se": ours["auc_diff_se"], "precision": ours["precision"],
+                         "speedup": ours["speedup"], "speedup_q1": ours["speedup_q1"],
+                         "speedup_q3": ours["speedup_q3"], "params": job.result("export")["params"],
+                         "macs": job.result("export")["macs"], "mb": job.result("export")["mb"],
+                         "heldout_loss": job.result("finetune")["best_heldout"],
+                         "best_epoch": job.result("finetune")["best_epoch"]})
+        original = job.result("evaluate")["trackers"]["NanoTrackV2"]
+        return {"rows": rows, "original": {"auc": original["auc"], "precision": original["precision"]},
+                "selection": ev["selection"], "sequences": ev["sequences"], "frames": ev["frames"]}
+
+    def stage_choose(self) -> dict[str, Any]:
+        rows = self.result("candidates")["rows"]
+        within = [r for r in rows if r["auc_diff"] >= -self.choose.tolerance]
+        pick = min(within, key=lambda r: r["rate"]) if within else max(rows, key=lambda r: r["auc"])
+        return {"rate": pick["rate"], "within_tolerance": bool(within), "tolerance": self.choose.tolerance}
+
+    def stage_export(self) -> dict[str, Any]:
+        folder = os.path.join(self.out, rate_folder(self.result("choose")["rate"]))
+        for name in ("backbone.onnx", "head.onnx"):
+            with atomic_path(os.path.join(self.out, name)) as tmp:
+                shutil.copyfile(os.path.join(folder, name), tmp)
+        return {"from": folder}
+
+    def stage_report(self) -> dict[str, Any]:
+        cand, chosen = self.result("candidates"), self.result("choose")
+        report = {"cpu": cpu_name(), "isa": isa_summary(), "threads": self.nano.nanotrack.threads, **cand,
+                  "chosen": chosen, "settings": {"choose": asdict(self.choose), "nanotrack": asdict(self.nano.nanotrack),
+                                                 "finetune": asdict(self.nano.finetune)},
+                  "stage_seconds": self.stage_seconds()}
+        report["elapsed_s"] = round(sum(report["stage_seconds"].values()), 1)
+        write_json(os.path.join(self.out, "report.json"), report)
+        write_text(os.path.join(self.out, "REPORT.md"), render_markdown(report))
+        render_plot(report, os.path.join(self.out, "selection.png"))
+        return {"rate": chosen["rate"], "elapsed_s": report["elapsed_s"]}
+
+
+def render_markdown(r: dict[str, Any]) -> str:
+    c, o = r["chosen"], r["original"]
+    verdict = (f"the smallest within {c['tolerance']:.3f} AUC of the original pair" if c["within_tolerance"] else
+               f"**none is within {c['tolerance']:.3f} AUC of the original pair**: the most accurate is kept")
+    lines = [f"# NanoTrack v2 with FD: keep-ratio {c['rate']:.2f} chosen on the selection set", "",
+             f"{r['cpu']} ({r['isa']}), {r['threads']} threads. Selection sets, pooled: "
+             f"{', '.join(f'`{x}`' for x in r['selection'])} ({r['sequences']} sequences, {r['frames']} frames); "
+             f"the test set is not read. Chosen: keep-ratio {c['rate']:.2f}, {verdict}. Speed-ups: each candidate "
+             f"timed side by side with the original pair inside `cv2.TrackerNano` (median of per-sequence ratios, "
+             f"quartiles in brackets).", "",
+             "| keep-ratio | params | MMACs | MB | speed-up | mean AUC | AUC diff (paired s.e.) | precision | "
+             "held-out loss (epoch) |", "|---|---|---|---|---|---|---|---|---|",
+             f"| original | - | - | - | 1.00 | {o['auc']:.3f} | - | {o['precision']:.3f} | - |"]
+    for w in r["rows"]:
+        mark = "**" if w["rate"] == c["rate"] else ""
+        lines.append(f"| {mark}{w['rate']:.2f}{mark} | {w['params']:,} | {w['macs'] / 1e6:.1f} | {w['mb']:.2f} | "
+                     f"{w['speedup']:.2f} ({w['speedup_q1']:.2f}-{w['speedup_q3']:.2f}) | {w['auc']:.3f} | "
+                     f"{w['auc_diff']:+.3f} ({w['auc_diff_se']:.3f}) | {w['precision']:.3f} | "
+                     f"{w['heldout_loss']:.4f} ({w['best_epoch']}) |")
+    lines += ["", "Each candidate's own report: `rate_R/REPORT.md`.", "", "| stage | s |", "|---|---|"]
+    lines += [f"| {k} | {v:.0f} |" for k, v in r["stage_seconds"].items()]
+    return "\n".join(lines) + "\n"
+
+
+def render_plot(r: dict[str, Any], path: str) -> None:
+    """Selection-set AUC against speed-up, each candidate with its paired s.e., the tolerance as a band."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows, o, c = r["rows"], r["original"], r["chosen"]
+    fig, ax = plt.subplots(figsize=(6.4, 4.4))
+    ax.axhspan(o["auc"] - c["tolerance"], o["auc"] + 1, color="tab:green", alpha=0.08, label="within the tolerance")
+    ax.plot(1.0, o["auc"], "*", color="tab:blue", markersize=12, linestyle="none", label="NanoTrack v2, original pair")
+    ax.errorbar([w["speedup"] for w in rows], [w["auc"] for w in rows], yerr=[w["auc_diff_se"] for w in rows],
+                fmt="o-", color="tab:green", capsize=3, label="FD + distillation (paired s.e.)")
+    for w in rows:
+        ax.annotate(f"r={w['rate']:.2f}" + (" (chosen)" if w["rate"] == c["rate"] else ""),
+                    (w["speedup"], w["auc"]), textcoords="offset points", xytext=(5, 5), fontsize=8)
+    aucs = [o["auc"]] + [w["auc"] for w in rows]
+    ax.set_ylim(min(aucs) - 0.05, max(aucs) + 0.05)
+    ax.set_xlabel("speed-up over the original pair (cv2.TrackerNano)")
+    ax.set_ylabel("mean AUC, selection set")
+    ax.set_title(f"Choosing the keep-ratio: {r['sequences']} selection sequences", fontsize=10)
+    ax.legend(fontsize=8, loc="lower left")
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=110, format="png")
+    plt.close(fig)
