@@ -225,7 +225,9 @@ def apply_override(data: dict[str, Any], override: str) -> None:
     node = data
     parts = key.split(".")
     for part in parts[:-1]:
-        node = node.setdefault(part, {})
+        if node.get(part) is None:   # absent, or an empty section (``finetune:`` alone reads as None)
+            node[part] = {}
+        node = node[part]
         if not isinstance(node, dict):
             raise InputError(f"{override}: {part} is not a config section")
     try:

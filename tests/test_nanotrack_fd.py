@@ -21,7 +21,7 @@ from siamfc.compression.nano_widths import cut_like, dependency_graph, internal_
 from siamfc.config import ConfigError
 from siamfc.data.sequences import otb_folder_sequence
 from siamfc.errors import InputError
-from siamfc.jobs.nano_sweep import Sweep, run_sweep
+from siamfc.jobs.nano_sweep import Sweep, _extra_row, run_sweep
 from siamfc.files import write_json
 from siamfc.jobs.nanotrack import make_job
 from siamfc.jobs.nano_select import make_job as make_select_job
@@ -32,10 +32,6 @@ from siamfc.tracking.nano import NanoTracker
 from siamfc.tracking.ops import torch_threads
 
 CONFIG = REPO / "configs" / "nanotrack" / "NanoTrackV2.yaml"
-
-
-def load_job_data(data: dict):
-    return make_select_job("c.yaml", data)
 PEERS = SHARED / "peers"
 WEIGHTS = PEERS / "nanotrackv2" / "nanotrackv2.pth"
 
@@ -109,6 +105,12 @@ def test_holdout_moves_whole_source_videos_from_training_to_selection(tmp_path):
     with pytest.raises(InputError, match="nanotrack.holdout: street_view: no such source video"):
         make_job("c.yaml", {"job": "nanotrack", "nanotrack": {**sets, "holdout": ["street_view"]}}).sets("training")
     assert not (tmp_path / "out").exists()
+    for name in ("dock_part1", "field"):   # label-free footage: videos without a box file
+        write_video_sequence(tmp_path / "raw", name, frames, None)
+    raw = make_job("c.yaml", {"job": "nanotrack", "nanotrack": {
+        **sets, "training": [f"folder:{tmp_path / 'raw'}"], "holdout": ["dock"], "label_free": True}})
+    assert raw.given_sets()["training"] == [("folder", str(tmp_path / "raw"), ["field"])]
+    assert raw.given_sets()["selection"][1] == ("folder", str(tmp_path / "raw"), ["dock_part1"])
 
 
 def test_a_narrower_siamfc_is_distilled_by_its_score_map_alone():
@@ -318,17 +320,23 @@ def test_the_label_free_job_trains_and_selects_on_the_teachers_own_tracks(teache
 def test_the_keep_ratio_rule_takes_the_smallest_within_tolerance_else_the_most_accurate(tmp_path):
     weights = tmp_path / "w.pth"
     weights.write_bytes(b"")
-    job = load_job_data({"job": "nanotrack_select", "choose": {"rates": [0.5, 0.6, 0.7], "tolerance": 0.01},
-                         "nanotrack": {"out": str(tmp_path / "out"), "weights": str(weights)}})
+    job = make_select_job("c.yaml", {"job": "nanotrack_select",
+                                     "choose": {"rates": [0.5, 0.6, 0.7], "tolerance": 0.01},
+                                     "nanotrack": {"out": str(tmp_path / "out"), "weights": str(weights)}})
     for diffs, want, within in (((-0.02, -0.005, 0.01), 0.6, True), ((-0.05, -0.02, -0.03), 0.6, False),
                                 ((0.0, 0.02, -0.01), 0.5, True)):
         rows = [{"rate": r, "auc": 0.6 + d, "auc_diff": d} for r, d in zip((0.5, 0.6, 0.7), diffs)]
         write_json(job.marker("candidates"), {"rows": rows})
         assert job.stage_choose() == {"rate": want, "within_tolerance": within, "tolerance": 0.01}
-    for bad in ([], [0.5, 0.5], [1.5]):
+    for bad in ([], [0.5, 0.5], [1.5], [0.551, 0.554]):   # the last two would share rate_0.55
         with pytest.raises(ConfigError, match="choose.rates"):
-            load_job_data({"job": "nanotrack_select", "choose": {"rates": bad},
-                           "nanotrack": {"out": str(tmp_path / "out"), "weights": str(weights)}})
+            make_select_job("c.yaml", {"job": "nanotrack_select", "choose": {"rates": bad},
+                                       "nanotrack": {"out": str(tmp_path / "out"), "weights": str(weights)}})
+    with pytest.raises(ConfigError, match="nanotrack.rate: the candidates' keep-ratios are choose.rates"):
+        make_select_job("c.yaml", {"job": "nanotrack_select", "nanotrack": {"rate": 0.5, "weights": str(weights)}})
+    write_json(job.marker("fit"), {})   # a single-rate nanotrack run left in the same folder
+    with pytest.raises(InputError, match="holds another job's stages \\(fit\\)"):
+        job.run(log=lambda m: None)
 
 
 def test_the_job_runs_end_to_end_resumes_and_scores_every_selection_set_pooled(teacher, tmp_path):
@@ -343,7 +351,7 @@ def test_the_job_runs_end_to_end_resumes_and_scores_every_selection_set_pooled(t
         "fit_pairs": 16, "heldout_pairs": 16, "training": [f"folder:{tmp_path / 'train'}"],
         "selection": [f"folder:{tmp_path / 'select'}"], "holdout": ["cam"]},
         "finetune": {"epochs": 1, "pairs": 16, "batch": 8}}
-    job = load_job_data(data)
+    job = make_select_job("c.yaml", data)
     job.candidate(0.5).run(log=lambda m: None, until="finetune")   # as if killed after the distillation
     first = job.candidate(0.5).result("finetune")
     job.run(log=lambda m: None)
@@ -360,3 +368,8 @@ def test_the_job_runs_end_to_end_resumes_and_scores_every_selection_set_pooled(t
         assert (out / name).read_bytes() == (out / "rate_0.50" / name).read_bytes()
     report = json.loads((out / "report.json").read_text())
     assert report["chosen"]["rate"] == 0.5 and report["sequences"] == 2 and (out / "selection.png").stat().st_size
+    assert cand.sets("training") == [("folder", str(tmp_path / "train"), ["street"])]   # cam_part1 selects
+    name, row = _extra_row(Sweep(out=str(tmp_path / "sweep")), str(out))   # nanotrack-sweep --extra reads it
+    assert row["rate"] == 0.5 and row["macs"] == cand.result("export")["macs"]
+    job.redo_from("candidates")
+    assert not (out / "rate_0.50").exists() and not (out / "backbone.onnx").exists()

@@ -11,7 +11,7 @@ Examples:
   python tools/run_pipeline.py --config configs/quickstart.yaml --from compress
   python tools/run_pipeline.py --config configs/real.yaml
   python tools/run_pipeline.py --config configs/real.yaml --to polish   # stop before the test footage is read
-  python tools/run_pipeline.py --config configs/nanotrack/compress.yaml --set nanotrack.rate=0.5 --out runs/nano050
+  python tools/run_pipeline.py --config configs/nanotrack/compress.yaml --set "choose.rates=[0.5]" --out runs/nano050
 """
 from __future__ import annotations
 
@@ -28,7 +28,7 @@ def main() -> None:
     p.add_argument("--to", dest="until", metavar="STAGE", help="stop after this stage")
     p.add_argument("--out", help="override the run folder (pipeline.out / real.out)")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                   help="override one config value (VALUE read as YAML), e.g. nanotrack.rate=0.5; repeatable")
+                   help="override one config value (VALUE read as YAML), e.g. train.epochs=4; repeatable")
     args = p.parse_args()
     job = load_job(args.config, args.out, args.overrides)
     if args.redo:

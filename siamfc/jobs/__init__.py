@@ -14,7 +14,7 @@
 from __future__ import annotations
 
 import importlib
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 from ..config import apply_override, load_yaml
 from ..errors import InputError
@@ -41,7 +41,7 @@ JOBS.add("nanotrack", _lazy("nanotrack"))
 JOBS.add("nanotrack_select", _lazy("nano_select"))
 
 
-def load_job(path: str, out: str | None = None, overrides: list[str] = ()) -> StagedJob:
+def load_job(path: str, out: str | None = None, overrides: Sequence[str] = ()) -> StagedJob:
     """The job a config file describes, ``overrides`` (``a.b=VALUE``) applied, every section checked before
     any work starts."""
     data = load_yaml(path)

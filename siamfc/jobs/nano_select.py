@@ -15,9 +15,10 @@ import copy
 import os
 import shutil
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import Any, Callable
 
 from ..config import Config, ConfigError, from_dict, param
+from ..errors import InputError
 from ..files import atomic_path, write_json, write_text
 from ..stages import StagedJob
 from ..system import cpu_name, isa_summary
@@ -26,21 +27,29 @@ from .nanotrack import NanoConfig, NanoJob, make_job as make_nano_job
 
 @dataclass
 class ChooseConfig(Config):
+    """The candidates and the rule that picks one."""
+
     rates: list[float] = param(factory=lambda: [0.5, 0.55, 0.6, 0.65])
     tolerance: float = param(0.01, ge=0)   # AUC below the original pair's that still counts as keeping it
 
 
 def make_job(path: str, data: dict[str, Any], out: str | None = None) -> "NanoSelectJob":
+    """The job of a config whose ``choose`` section lists the candidates, every section checked."""
     data = dict(data)
-    choose = from_dict(ChooseConfig, data.pop("choose", {}) or {}, f"{path}:choose.")
-    if not choose.rates or any(not 0 < r <= 1 for r in choose.rates) or len(set(choose.rates)) < len(choose.rates):
-        raise ConfigError(f"{path}:choose.rates", f"{choose.rates}: distinct keep-ratios in (0, 1] are needed")
+    choose = from_dict(ChooseConfig, data.pop("choose", {}) or {}, f"{path}:choose")
+    folders = {rate_folder(r) for r in choose.rates}
+    if not choose.rates or any(not 0 < r <= 1 for r in choose.rates) or len(folders) < len(choose.rates):
+        raise ConfigError(f"{path}:choose.rates", f"{choose.rates}: keep-ratios in (0, 1] that differ in their "
+                                                  f"first two decimals are needed")
+    if "rate" in (data.get("nanotrack") or {}):
+        raise ConfigError(f"{path}:nanotrack.rate", "the candidates' keep-ratios are choose.rates")
     data["job"] = "nanotrack"
     nano = make_nano_job(path, data, out).cfg   # checks every nanotrack and finetune key
     return NanoSelectJob(nano, choose)
 
 
 def rate_folder(rate: float) -> str:
+    """The candidate's folder inside the job's."""
     return f"rate_{rate:.2f}"
 
 
@@ -52,6 +61,24 @@ class NanoSelectJob(StagedJob):
     def __init__(self, nano: NanoConfig, choose: ChooseConfig) -> None:
         super().__init__(nano.nanotrack.out)
         self.nano, self.choose = nano, choose
+
+    def run(self, log: Callable[[str], None] = print, until: str | None = None) -> None:
+        """As every job, after checking that OUT holds no other job's stages (a single-rate ``nanotrack`` run
+        there would have this job skip its own ``export`` and ``report``)."""
+        folder = os.path.join(self.out, "stages")
+        foreign = sorted(f[:-5] for f in os.listdir(folder) if f.endswith(".json") and f[:-5] not in self.STAGES) \
+            if os.path.isdir(folder) else []
+        if foreign:
+            raise InputError(f"{self.out}: holds another job's stages ({', '.join(foreign)}); give this job "
+                             f"another folder (--out) or remove that one")
+        super().run(log, until)
+
+    def redo_from(self, stage: str) -> None:
+        """As every job; redoing ``candidates`` also forgets every candidate's folder."""
+        super().redo_from(stage)
+        if self.STAGES.index(stage) == 0:
+            for rate in self.choose.rates:
+                shutil.rmtree(os.path.join(self.out, rate_folder(rate)), ignore_errors=True)
 
     def candidate(self, rate: float) -> NanoJob:
         cfg = copy.deepcopy(self.nano)
@@ -92,8 +119,9 @@ class NanoSelectJob(StagedJob):
 
     def stage_report(self) -> dict[str, Any]:
         cand, chosen = self.result("candidates"), self.result("choose")
+        picked = self.candidate(chosen["rate"])
         report = {"cpu": cpu_name(), "isa": isa_summary(), "threads": self.nano.nanotrack.threads, **cand,
-                  "chosen": chosen, "settings": {"choose": asdict(self.choose), "nanotrack": asdict(self.nano.nanotrack),
+                  "chosen": chosen, "rate": chosen["rate"], "export": picked.result("export"), "settings": {"choose": asdict(self.choose), "nanotrack": asdict(self.nano.nanotrack),
                                                  "finetune": asdict(self.nano.finetune)},
                   "stage_seconds": self.stage_seconds()}
         report["elapsed_s"] = round(sum(report["stage_seconds"].values()), 1)

@@ -131,6 +131,9 @@ def _extra_row(s: Sweep, folder: str) -> tuple[str, dict[str, Any]]:
     if not os.path.isfile(report):
         raise InputError(f"{report}: not found; --extra takes the folder a finished nanotrack job wrote")
     r = read_json(report)
+    if not isinstance(r.get("rate"), (int, float)) or "macs" not in r.get("export", {}):
+        raise InputError(f"{report}: no keep-ratio and export figures; --extra takes the folder a finished "
+                         f"nanotrack or nanotrack_select job wrote")
     name = f"{os.path.basename(os.path.normpath(folder))}-FD{r['rate']:.2f}-distilled"
     stamp = {"source": os.path.abspath(folder), "files": [[f, os.path.getsize(f), os.path.getmtime(f)] for f in files]}
     record = os.path.join(s.out, "eval", name, "source.json")

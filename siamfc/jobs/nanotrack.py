@@ -28,7 +28,7 @@ from ..compression.nano_calibration import tracking_pairs
 from ..compression.end_to_end import FinetuneConfig, finetune
 from ..compression.nano_fit import distill_nano
 from ..compression.nano_widths import PARTS, cut_like, update_macs
-from ..compression.pseudo import PseudoConfig, pseudo_label
+from ..compression.pseudo import PseudoConfig, frame_folders, pseudo_label
 from ..config import Config, ConfigError, from_dict, param
 from ..data.sequences import Sequence, source_video
 from ..deploy.nano_onnx import export_nano
@@ -103,10 +103,9 @@ def _sequences(sets: list[Set]) -> list[Sequence]:
     return [q for bench, root, names in sets for q in load_benchmark(bench, root, names).sequences]
 
 
-def _names(bench: str, root: str, names: list[str] | None) -> list[str]:
-    if names is not None:
-        return names
-    return [q.name for q in load_benchmark(bench, root).sequences]
+def _names(root: str, names: list[str] | None) -> list[str]:
+    """The sequences a set holds, listed without reading a box (label-free footage has none)."""
+    return list(names) if names is not None else list(frame_folders(root))
 
 
 class NanoJob(StagedJob):
@@ -149,7 +148,7 @@ class NanoJob(StagedJob):
             return given
         training, moved, found = [], [], set()
         for bench, root, names in given["training"]:
-            names = _names(bench, root, names)
+            names = _names(root, names)
             held = [n for n in names if source_video(n) in hold]
             found |= {source_video(n) for n in held}
             if len(held) < len(names):
@@ -177,7 +176,7 @@ class NanoJob(StagedJob):
 
     def described(self, role: str) -> list[str]:
         """The sets of ``role`` as ``BENCHMARK:ROOT`` with the number of sequences each, for the report."""
-        return [f"{bench}:{root} ({len(_names(bench, root, names))} sequences)"
+        return [f"{bench}:{root} ({len(_names(root, names))} sequences)"
                 for bench, root, names in self.sets(role)]
 
     def sequences(self, role: str) -> list[Sequence]:

@@ -12,7 +12,7 @@ def render_markdown(r: dict[str, Any]) -> str:
         + (" (label-free: no box read; scored against the teacher's tracks)"
            if r["label_free"] else ""), "",
         f"{r['cpu']} ({r['isa']}), {r['threads']} threads. Selection sets, pooled: "
-        f"{', '.join(f'`{x}`' for x in ev['selection'])} ({ev.get('sequences', '?')} sequences, {ev['frames']} frames); the test set is not read by this job. fps: 1 / median `update` time, both "
+        f"{', '.join(f'`{x}`' for x in ([ev['selection']] if isinstance(ev['selection'], str) else ev['selection']))} ({ev.get('sequences', '?')} sequences, {ev['frames']} frames); the test set is not read by this job. fps: 1 / median `update` time, both "
         f"pairs timed side by side on the same decoded frames.", "",
         "| tracker | MMACs (one update) | ONNX params | MB | fps | speed-up (quartiles) | mean AUC | AUC diff (s.e.) "
         "| precision |", "|---|---|---|---|---|---|---|---|---|",
