@@ -249,22 +249,18 @@ def test_bad_yaml(tool, section, case, files, tmp_path):
                                       ("train: {precision: fp8}", "train.precision"),
                                       ("compress: {select: {root: /nowhere}}", "compress.select.root"),
                                       ("track: {crop: nearest}", "track.crop"),
-                                      ("track: {response_sz: 15}", "track.response_sz")])
+                                      ("track: {response_sz: 15}", "track.response_sz"),
+                                      # the same checks reach `--set KEY=VALUE`, and a malformed one is one line
+                                      ("--set train.epochs=-3", "train.epochs"),
+                                      ("--set train.epochs", "an override is KEY=VALUE"),
+                                      ("--set pipeline.out.x=1", "out is not a config section"),
+                                      ("--set train.epochs=[1", "not valid YAML")])
 def test_pipeline_config_is_checked_before_any_work(text, key, tmp_path):
     cfg = tmp_path / "cfg.yaml"
-    cfg.write_text(f"pipeline: {{out: {tmp_path / 'run'}}}\n{text}\n")
-    assert_error(call_tool("run_pipeline.py", "--config", str(cfg)), key, untouched=tmp_path / "run")
-
-
-@pytest.mark.parametrize("override,needle", [("train.epochs", "an override is KEY=VALUE"),
-                                             ("train.epochs=-3", "train.epochs"),
-                                             ("pipeline.out.x=1", "out is not a config section"),
-                                             ("train.epochs=[1", "not valid YAML")])
-def test_a_bad_set_override_is_one_line_before_any_work(override, needle, tmp_path):
-    cfg = tmp_path / "cfg.yaml"
-    cfg.write_text(f"pipeline: {{out: {tmp_path / 'run'}}}\n")
-    assert_error(call_tool("run_pipeline.py", "--config", str(cfg), "--set", override), needle,
-                 untouched=tmp_path / "run")
+    override = text.startswith("--set ")
+    cfg.write_text(f"pipeline: {{out: {tmp_path / 'run'}}}\n{'' if override else text}\n")
+    args = ["--set", text.split(" ", 1)[1]] if override else []
+    assert_error(call_tool("run_pipeline.py", "--config", str(cfg), *args), key, untouched=tmp_path / "run")
 
 
 @pytest.mark.parametrize("tool,args,needle", [
