@@ -37,7 +37,7 @@ nanotrack: $(STAMP)
 	$(BIN)/python tools/run_pipeline.py --config configs/nanotrack/compress.yaml
 
 test: $(STAMP) $(VOT_STAMP)
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q --durations=12   # the slowest tests, to keep the suite under 10 minutes
 
 benchmark: $(STAMP)
 	$(BIN)/python tools/benchmark.py --out runs/benchmark --threads 2
