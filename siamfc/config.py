@@ -221,7 +221,7 @@ def apply_override(data: dict[str, Any], override: str) -> None:
     """Set ``a.b.c=VALUE`` (VALUE read as YAML) in a config's loaded YAML, making sections as needed."""
     key, sep, value = override.partition("=")
     if not sep or not key:
-        raise InputError(f"{override}: an override is KEY=VALUE, e.g. nanotrack.rate=0.5")
+        raise InputError(f"{override}: an override is KEY=VALUE, e.g. train.epochs=4")
     node = data
     parts = key.split(".")
     for part in parts[:-1]:

@@ -19,7 +19,7 @@ from typing import Any, Callable
 
 from ..config import Config, ConfigError, from_dict, param
 from ..errors import InputError
-from ..files import atomic_path, write_json, write_text
+from ..files import atomic_path, save_figure, write_json, write_text
 from ..stages import StagedJob
 from ..system import cpu_name, isa_summary
 from .nanotrack import NanoConfig, NanoJob, make_job as make_nano_job
@@ -92,15 +92,14 @@ class NanoSelectJob(StagedJob):
             job = self.candidate(rate)
             print(f"-- keep-ratio {rate:.2f} -> {job.out}")
             job.run()
-            ev, ours = job.result("evaluate"), job.result("evaluate")["trackers"]["NanoTrackV2-FD"]
-            rows.append({"rate": rate, "folder": job.out, "auc": ours["auc"], "auc_diff": ours["auc_diff"],
-                         "auc_diff_se": ours["auc_diff_se"], "precision": ours["precision"],
-                         "speedup": ours["speedup"], "speedup_q1": ours["speedup_q1"],
-                         "speedup_q3": ours["speedup_q3"], "params": job.result("export")["params"],
-                         "macs": job.result("export")["macs"], "mb": job.result("export")["mb"],
-                         "heldout_loss": job.result("finetune")["best_heldout"],
-                         "best_epoch": job.result("finetune")["best_epoch"]})
-        original = job.result("evaluate")["trackers"]["NanoTrackV2"]
+            ev, ex, ft = job.result("evaluate"), job.result("export"), job.result("finetune")
+            ours = ev["trackers"]["NanoTrackV2-FD"]
+            rows.append({"rate": rate, "folder": job.out,
+                         **{k: ours[k] for k in ("auc", "auc_diff", "auc_diff_se", "precision", "speedup",
+                                                 "speedup_q1", "speedup_q3")},
+                         **{k: ex[k] for k in ("params", "macs", "mb")},
+                         "heldout_loss": ft["best_heldout"], "best_epoch": ft["best_epoch"]})
+        original = ev["trackers"]["NanoTrackV2"]
         return {"rows": rows, "original": {"auc": original["auc"], "precision": original["precision"]},
                 "selection": ev["selection"], "sequences": ev["sequences"], "frames": ev["frames"]}
 
@@ -120,10 +119,11 @@ class NanoSelectJob(StagedJob):
     def stage_report(self) -> dict[str, Any]:
         cand, chosen = self.result("candidates"), self.result("choose")
         picked = self.candidate(chosen["rate"])
+        settings = {"choose": asdict(self.choose), "nanotrack": asdict(self.nano.nanotrack),
+                    "finetune": asdict(self.nano.finetune)}
         report = {"cpu": cpu_name(), "isa": isa_summary(), "threads": self.nano.nanotrack.threads, **cand,
-                  "chosen": chosen, "rate": chosen["rate"], "export": picked.result("export"), "settings": {"choose": asdict(self.choose), "nanotrack": asdict(self.nano.nanotrack),
-                                                 "finetune": asdict(self.nano.finetune)},
-                  "stage_seconds": self.stage_seconds()}
+                  "chosen": chosen, "rate": chosen["rate"], "export": picked.result("export"),   # as --extra reads
+                  "settings": settings, "stage_seconds": self.stage_seconds()}
         report["elapsed_s"] = round(sum(report["stage_seconds"].values()), 1)
         write_json(os.path.join(self.out, "report.json"), report)
         write_text(os.path.join(self.out, "REPORT.md"), render_markdown(report))
@@ -176,7 +176,4 @@ def render_plot(r: dict[str, Any], path: str) -> None:
     ax.set_ylabel("mean AUC, selection set")
     ax.set_title(f"Choosing the keep-ratio: {r['sequences']} selection sequences", fontsize=10)
     ax.legend(fontsize=8, loc="lower left")
-    fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=110, format="png")
-    plt.close(fig)
+    save_figure(fig, path, dpi=110)

@@ -7,12 +7,14 @@ from typing import Any
 def render_markdown(r: dict[str, Any]) -> str:
     ev, ex, ft = r["evaluate"], r["export"], r["finetune"]
     base, ours = ev["trackers"]["NanoTrackV2"], ev["trackers"]["NanoTrackV2-FD"]
+    sets = [ev["selection"]] if isinstance(ev["selection"], str) else ev["selection"]   # a string before 12-07
     lines = [
         f"# NanoTrack v2, FD at keep-ratio {r['rate']:.2f}, inside cv2.TrackerNano"
         + (" (label-free: no box read; scored against the teacher's tracks)"
            if r["label_free"] else ""), "",
         f"{r['cpu']} ({r['isa']}), {r['threads']} threads. Selection sets, pooled: "
-        f"{', '.join(f'`{x}`' for x in ([ev['selection']] if isinstance(ev['selection'], str) else ev['selection']))} ({ev.get('sequences', '?')} sequences, {ev['frames']} frames); the test set is not read by this job. fps: 1 / median `update` time, both "
+        f"{', '.join(f'`{x}`' for x in sets)} ({ev.get('sequences', '?')} sequences, "
+        f"{ev['frames']} frames); the test set is not read by this job. fps: 1 / median `update` time, both "
         f"pairs timed side by side on the same decoded frames.", "",
         "| tracker | MMACs (one update) | ONNX params | MB | fps | speed-up (quartiles) | mean AUC | AUC diff (s.e.) "
         "| precision |", "|---|---|---|---|---|---|---|---|---|",
