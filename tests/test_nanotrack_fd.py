@@ -14,6 +14,7 @@ import torch
 from conftest import REPO, SHARED, moving_patch_clip, need_shared, write_otb_sequence, write_video_sequence
 from siamfc.compression.least_squares import greedy_keep
 from siamfc.compression.nano_calibration import tracking_pairs
+from siamfc.compression.nano_depth import apply_drops
 from siamfc.compression.nano_fit import distill_nano, kept_channels
 from siamfc.compression.end_to_end import (FinetuneConfig, distill_loss, finetune, heldout_loss, outputs,
                                           param_groups)
@@ -50,6 +51,45 @@ def random_pair(seed: int = 1) -> tuple[torch.Tensor, torch.Tensor]:
 def test_kept_channels_round_to_multiples_of_eight_and_keep_all_at_one():
     assert [kept_channels(72, r) for r in (1.0, 0.75, 0.5, 0.35, 0.01)] == [72, 56, 40, 24, 8]
     assert kept_channels(240, 0.5) == 120 and kept_channels(8, 0.3) == 8
+
+
+def test_folding_a_blocks_project_conv_into_the_next_expand_conv_is_exact_and_removes_a_layer():
+    from siamfc.models.parts.mobilenetv3 import MobileNetV3Small
+    torch.manual_seed(0)
+    net = MobileNetV3Small().eval()
+    for m in net.modules():   # BN statistics that are not the identity, so the fold has a shift to carry
+        if isinstance(m, torch.nn.BatchNorm2d):
+            m.running_mean.uniform_(-1, 1), m.running_var.uniform_(0.5, 2), m.weight.data.uniform_(0.5, 1.5)
+    folded = copy.deepcopy(net)
+    assert folded.fold_for_inference() == ["features.1"]   # the only block whose output is read once, by a 1x1
+    assert folded.fold_for_inference() == []
+    convs = [sum(isinstance(m, torch.nn.Conv2d) for m in n.modules()) for n in (net, folded)]
+    assert convs[1] == convs[0] - 1
+    x = torch.randn(2, 3, 127, 127)
+    with torch.no_grad():
+        assert relative(folded(x), net(x)) < 1e-5
+
+
+def test_the_heads_two_branches_run_as_one_give_the_same_maps_in_half_the_layers():
+    from siamfc.models.parts.nanohead import NanoHead
+    from siamfc.models.parts.nanohead_fused import FusedNanoHead, fusable
+    torch.manual_seed(0)
+    head = NanoHead().eval()
+    for m in head.modules():
+        if isinstance(m, torch.nn.BatchNorm2d):
+            m.running_mean.uniform_(-1, 1), m.running_var.uniform_(0.5, 2), m.bias.data.uniform_(-1, 1)
+    fused = FusedNanoHead(head).eval()
+    convs = [sum(isinstance(m, torch.nn.Conv2d) for m in n.modules()) for n in (head, fused)]
+    assert convs == [34, 17]   # every pair of convs is one
+    zf, xf = torch.randn(2, 48, 8, 8), torch.randn(2, 48, 16, 16)
+    with torch.no_grad():
+        want, (cls, loc) = head.respond(head.prepare(zf), xf), fused(zf, xf)
+    assert cls.shape == (2, 2, 16, 16) and loc.shape == (2, 4, 16, 16)
+    assert relative(cls, want["cls"]) < 1e-5 and relative(loc, want["loc"]) < 1e-5
+    head.loc_tower[5] = torch.nn.Conv2d(96, 88, 1, bias=False)   # branches no longer alike: refused
+    assert not fusable(head)
+    with pytest.raises(ValueError, match="cannot run as one"):
+        FusedNanoHead(head)
 
 
 def test_greedy_selection_finds_the_channels_the_target_is_made_of():
@@ -180,11 +220,12 @@ def crops(tmp_path_factory) -> tuple[np.ndarray, np.ndarray]:
 
 @pytest.fixture(scope="module")
 def cut(teacher, crops):
-    return distill_nano(teacher, 0.5, *crops, progress=False)
+    return distill_nano(teacher, 0.5, *crops, progress=False)[:2]
 
 
 def test_keeping_every_channel_gives_back_the_teacher(teacher, crops):
-    student, fits = distill_nano(teacher, 1.0, *crops, progress=False)
+    student, fits, drops = distill_nano(teacher, 1.0, *crops, progress=False)
+    assert drops == []
     assert len(fits) == 19 and all(f.kept == f.size for f in fits)
     z, x = random_pair()
     with torch.no_grad():
@@ -325,18 +366,79 @@ def test_the_keep_ratio_rule_takes_the_smallest_within_tolerance_else_the_most_a
                                      "nanotrack": {"out": str(tmp_path / "out"), "weights": str(weights)}})
     for diffs, want, within in (((-0.02, -0.005, 0.01), 0.6, True), ((-0.05, -0.02, -0.03), 0.6, False),
                                 ((0.0, 0.02, -0.01), 0.5, True)):
-        rows = [{"rate": r, "auc": 0.6 + d, "auc_diff": d} for r, d in zip((0.5, 0.6, 0.7), diffs)]
+        rows = [{"rate": r, "drop": 0, "auc": 0.6 + d, "auc_diff": d} for r, d in zip((0.5, 0.6, 0.7), diffs)]
         write_json(job.marker("candidates"), {"rows": rows})
-        assert job.stage_choose() == {"rate": want, "within_tolerance": within, "tolerance": 0.01}
+        assert job.stage_choose() == {"rule": "tolerance", "rate": want, "drop": 0, "within_tolerance": within,
+                                      "tolerance": 0.01}
     for bad in ([], [0.5, 0.5], [1.5], [0.551, 0.554]):   # the last two would share rate_0.55
         with pytest.raises(ConfigError, match="choose.rates"):
             make_select_job("c.yaml", {"job": "nanotrack_select", "choose": {"rates": bad},
                                        "nanotrack": {"out": str(tmp_path / "out"), "weights": str(weights)}})
     with pytest.raises(ConfigError, match="nanotrack.rate: the candidates' keep-ratios are choose.rates"):
         make_select_job("c.yaml", {"job": "nanotrack_select", "nanotrack": {"rate": 0.5, "weights": str(weights)}})
+    with pytest.raises(ConfigError, match="nanotrack.drop: the candidates' dropped layers are choose.drops"):
+        make_select_job("c.yaml", {"job": "nanotrack_select", "nanotrack": {"drop": 1, "weights": str(weights)}})
+    for bad in ({"drops": []}, {"drops": [-1]}, {"rule": "fastest"}, {"min_speedup": 0}):
+        with pytest.raises(ConfigError, match="choose"):
+            make_select_job("c.yaml", {"job": "nanotrack_select", "choose": bad,
+                                       "nanotrack": {"out": str(tmp_path / "out"), "weights": str(weights)}})
     write_json(job.marker("fit"), {})   # a single-rate nanotrack run left in the same folder
     with pytest.raises(InputError, match="holds another job's stages \\(fit\\)"):
         job.run(log=lambda m: None)
+
+
+def test_the_speed_rule_takes_the_most_accurate_fast_enough_cut_else_the_fastest(tmp_path):
+    weights = tmp_path / "w.pth"
+    weights.write_bytes(b"")
+    job = make_select_job("c.yaml", {"job": "nanotrack_select", "choose": {
+        "rates": [0.6, 0.7], "drops": [0, 2], "rule": "speed", "min_speedup": 1.35},
+        "nanotrack": {"out": str(tmp_path / "out"), "weights": str(weights)}})
+    assert job.choose.candidates() == [(0.6, 0), (0.6, 2), (0.7, 0), (0.7, 2)]
+    assert job.candidate(0.7, 2).out.endswith("rate_0.70_drop2") and job.candidate(0.7, 2).cfg.nanotrack.drop == 2
+    for speed, auc, want, met in (((1.30, 1.40, 1.20, 1.36), (0.60, 0.58, 0.62, 0.59), (0.7, 2), True),
+                                  ((1.30, 1.34, 1.20, 1.33), (0.60, 0.58, 0.62, 0.59), (0.6, 2), False)):
+        rows = [{"rate": r, "drop": d, "speedup": v, "auc": a}
+                for (r, d), v, a in zip(job.choose.candidates(), speed, auc)]
+        write_json(job.marker("candidates"), {"rows": rows})
+        assert job.stage_choose() == {"rule": "speed", "rate": want[0], "drop": want[1], "fast_enough": met,
+                                      "min_speedup": 1.35}
+
+
+def by_tower(drops: list) -> dict[str, list[int]]:
+    return {t: [d.layer for d in drops if d.tower == t] for t in ("head.cls_tower", "head.loc_tower")}
+
+
+def test_dropped_tower_layers_are_refit_a_saved_cut_rebuilds_and_the_pair_exports(teacher, crops, tmp_path):
+    student, fits, drops = distill_nano(teacher, 0.5, *crops, progress=False, drop=2)
+    assert [d.tower for d in drops] == ["head.cls_tower"] * 2 + ["head.loc_tower"] * 2
+    assert all(0 < d.error < 1 for d in drops) and len({(d.tower, d.layer) for d in drops}) == 4
+    for tower, layers in by_tower(drops).items():
+        seq = student.get_submodule(tower)
+        for layer in layers:   # every module of a dropped layer is gone, the others stay
+            assert all(isinstance(seq[i], torch.nn.Identity) for i in range(4 * layer, 4 * layer + 4))
+        assert sum(isinstance(m, torch.nn.Conv2d) for m in seq) == 2 * (6 - 2)
+    assert len(fits) == 7 + 2 * (6 - 2)   # the expansions, then each tower's widths: a drop merges two
+    rebuilt = cut_like(teacher, {f.producer: f.keep for f in fits}, by_tower(drops))
+    rebuilt.load_state_dict(student.state_dict())   # strict: the same modules, names and shapes
+    z, x = random_pair()
+    with torch.no_grad():
+        a, b = rebuilt(z, x), student(z, x)
+    assert torch.equal(a["cls"], b["cls"]) and torch.equal(a["loc"], b["loc"])
+    pytest.importorskip("onnxruntime")
+    from siamfc.deploy.nano_onnx import export_nano
+    done = export_nano(student, str(tmp_path))   # identities leave no node; OpenCV and ONNX Runtime agree
+    assert max(done.worst.values()) < 1e-4 and done.folded == ["features.1"] and done.fused, done
+    # nothing else cut: the refit drops sit nearer the teacher than the same drops left as they are
+    refit, _, same = distill_nano(teacher, 1.0, *crops, progress=False, drop=2)
+    plain = copy.deepcopy(teacher)
+    apply_drops(plain, by_tower(same))
+    zc = teacher.normalise(torch.from_numpy(crops[0]).permute(0, 3, 1, 2).float())
+    xc = teacher.normalise(torch.from_numpy(crops[1]).permute(0, 3, 1, 2).float())
+    with torch.no_grad():
+        want, near, far = (net.head.respond(net.head.prepare(net.embed(zc)), net.embed(xc))
+                           for net in (teacher, refit, plain))
+    for key in ("cls", "loc"):
+        assert relative(near[key], want[key]) < relative(far[key], want[key])
 
 
 def test_the_job_runs_end_to_end_resumes_and_scores_every_selection_set_pooled(teacher, tmp_path):

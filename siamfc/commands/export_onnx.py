@@ -49,7 +49,8 @@ def main() -> None:
         if model.cfg.tracker == "nano":   # the pair OpenCV's TrackerNano loads
             done = export_nano(model, args.out, args.opset)
             print(", ".join(f"{k} {v:.2e}" for k, v in done.worst.items()) + " worst relative difference, "
-                  "ONNX Runtime (OpenCV dnn where named) vs PyTorch")
+                  "ONNX Runtime (OpenCV dnn where named) vs PyTorch"
+                  + (f"; folded into the next block: {', '.join(done.folded)}" if done.folded else ""))
         else:
             done = export_model(model, args.out, args.opset)
             print(", ".join(f"{k}.onnx {v:.2e}" for k, v in done.worst.items()) + " worst relative difference, "

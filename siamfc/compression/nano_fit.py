@@ -34,6 +34,7 @@ from tqdm import tqdm
 from ..models.parts.mobilenetv3 import InvertedResidual
 from ..models.siamese import SiamModel
 from .least_squares import Moments, affine, greedy_keep, phi_rows, ridge_towards, rows, set_affine
+from .nano_depth import LayerDrop, drop_layers
 from .nano_widths import PARTS, Width, dependency_graph, internal_widths, narrow
 
 SELECTIONS = ("greedy", "energy")
@@ -202,10 +203,11 @@ def _fit_width(nets: tuple[SiamModel, SiamModel], graph: tp.DependencyGraph, str
 
 @torch.no_grad()
 def distill_nano(teacher: SiamModel, rate: float, z: np.ndarray, x: np.ndarray, parts: tuple[str, ...] = PARTS,
-                 select: str = "greedy", ridge: float = 1e-3, batch: int = 32,
-                 progress: bool = True) -> tuple[SiamModel, list[WidthFit]]:
+                 select: str = "greedy", ridge: float = 1e-3, batch: int = 32, progress: bool = True,
+                 drop: int = 0) -> tuple[SiamModel, list[WidthFit], list[LayerDrop]]:
     """A copy of ``teacher`` with ``rate`` of every internal width of ``parts`` kept and its consumers
-    refit on the calibration crops ``z`` (N x 127 x 127 x 3) and ``x`` (N x 255 x 255 x 3), uint8 RGB pairs."""
+    refit on the calibration crops ``z`` (N x 127 x 127 x 3) and ``x`` (N x 255 x 255 x 3), uint8 RGB pairs;
+    with ``drop``, that many layers of each head tower go first (``nano_depth``), before the towers' widths."""
     if not 0 < rate <= 1:
         raise ValueError(f"the keep-ratio must be in (0, 1], got {rate}")
     if select not in SELECTIONS:
@@ -213,13 +215,19 @@ def distill_nano(teacher: SiamModel, rate: float, z: np.ndarray, x: np.ndarray, 
     teacher = teacher.eval()
     student = copy.deepcopy(teacher).eval()
     graph = dependency_graph(student)
-    widths = [w for w in internal_widths(student, graph) if w.part in parts]
     nets = (student, teacher)
     streams = _streams(student, z, x, batch)
-    fits = []
-    for w in tqdm(widths, desc=f"fitting r={rate:g}", unit="width", disable=not progress):
-        branch = "backbone" if w.producer.startswith("backbone.") else w.producer.split(".")[1].split("_")[0]
-        if branch not in streams:
+    fits, drops = [], []
+    for in_head in (False, True):
+        if in_head:
             streams.update(_head_streams(streams["backbone"], nets))
-        fits.append(_fit_width(nets, graph, streams[branch], w, rate, select, ridge))
-    return student, fits
+            if drop:
+                drops = drop_layers(nets, streams, drop, ridge)
+                graph = dependency_graph(student)   # the towers' widths changed: a dropped layer's two widths are one
+        widths = [w for w in internal_widths(student, graph)
+                  if w.part in parts and w.producer.startswith("head.") == in_head]
+        for w in tqdm(widths, desc=f"fitting r={rate:g}" + (" (head)" if in_head else ""), unit="width",
+                      disable=not progress):
+            branch = "backbone" if not in_head else w.producer.split(".")[1].split("_")[0]
+            fits.append(_fit_width(nets, graph, streams[branch], w, rate, select, ridge))
+    return student, fits, drops

@@ -15,7 +15,6 @@ matrix product is left out here.
 from __future__ import annotations
 
 import copy
-import os
 from dataclasses import dataclass
 
 import torch
@@ -25,7 +24,8 @@ from torch import nn
 from ..models.parts.mobilenetv3 import InvertedResidual
 from ..models.siamese import SiamModel
 
-PARTS = ("expansion", "tower")   # what a cut may narrow; other internal widths are reported, left whole
+PARTS = ("expansion", "tower")   # what a cut narrows by default
+CUTTABLE = (*PARTS, "stem")      # what a config may name; other internal widths are reported, left whole
 
 
 @dataclass(frozen=True)
@@ -34,7 +34,8 @@ class Width:
     consumer: str
     linears: tuple[str, ...]   # Linears that read the width too (squeeze-excitation), refit with the consumer
     size: int
-    part: str               # "expansion" (inside an inverted residual), "tower" (the head's), or "other"
+    part: str               # "expansion" (inside an inverted residual), "tower" (the head's), "stem" (made
+                            # outside every block, read inside the first), "block_output" (between blocks) or "other"
 
 
 class Tracked(nn.Module):
@@ -57,10 +58,20 @@ def dependency_graph(model: SiamModel) -> tp.DependencyGraph:
         return tp.DependencyGraph().build_dependency(Tracked(model).eval(), example_inputs=example)
 
 
+def _block(model: SiamModel, name: str) -> str | None:
+    """The innermost inverted residual that holds module ``name``, if any."""
+    parts = name.split(".")
+    inside = [".".join(parts[:k]) for k in range(1, len(parts) + 1)
+              if isinstance(model.get_submodule(".".join(parts[:k])), InvertedResidual)]
+    return inside[-1] if inside else None
+
+
 def _part(model: SiamModel, producer: str, consumer: str) -> str:
-    common = os.path.commonprefix([producer.split("."), consumer.split(".")])
-    if any(isinstance(model.get_submodule(".".join(common[:k])), InvertedResidual) for k in range(1, len(common) + 1)):
+    made, read = _block(model, producer), _block(model, consumer)
+    if made is not None and made == read:
         return "expansion"
+    if producer.startswith("backbone.") and read is not None:
+        return "stem" if made is None else "block_output"
     return "tower" if producer.split(".")[1].endswith("_tower") else "other"
 
 
@@ -108,10 +119,14 @@ def narrow(graph: tp.DependencyGraph, model: SiamModel, width: Width, keep: torc
         group.prune()
 
 
-def cut_like(model: SiamModel, keeps: dict[str, list[int]]) -> SiamModel:
-    """A copy of ``model`` with each width named by its producer narrowed to the channels ``keeps`` lists:
-    the structure of a saved cut, ready for its state dict."""
+def cut_like(model: SiamModel, keeps: dict[str, list[int]], dropped: dict[str, list[int]] | None = None) -> SiamModel:
+    """A copy of ``model`` with the head layers ``dropped`` lists replaced by the identity, then each width
+    named by its producer narrowed to the channels ``keeps`` lists: the structure of a saved cut, ready for
+    its state dict."""
+    from .nano_depth import apply_drops   # nano_depth's fits import this module's neighbours
+
     cut = copy.deepcopy(model).eval()
+    apply_drops(cut, dropped or {})
     graph = dependency_graph(cut)
     widths = internal_widths(cut, graph)
     unknown = sorted(set(keeps) - {w.producer for w in widths})

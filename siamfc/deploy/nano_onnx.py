@@ -11,6 +11,7 @@ Names and shapes are those of SiamTrackers' ``nanotrack_backbone_sim.onnx`` /
 """
 from __future__ import annotations
 
+import copy
 import os
 from dataclasses import dataclass
 
@@ -19,6 +20,7 @@ import torch
 from torch import nn
 
 from ..files import atomic_path
+from ..models.parts.nanohead_fused import FusedNanoHead, fusable
 from ..models.siamese import Branch, SiamModel
 
 BACKBONE_IO = (["input"], ["output"])
@@ -51,7 +53,9 @@ class _Backbone(nn.Module):
 @dataclass
 class NanoExport:
     paths: dict[str, str]       # "backbone", "head"
-    worst: dict[str, float]     # worst relative difference against PyTorch, per check
+    worst: dict[str, float]     # worst relative difference against PyTorch (the model as given), per check
+    folded: list[str]           # backbone blocks whose last conv was folded into the next one's first
+    fused: bool                 # the head's two branches written as one (FusedNanoHead)
 
 
 def _write(module: nn.Module, args: tuple[torch.Tensor, ...], path: str, names: tuple[list[str], list[str]],
@@ -68,7 +72,10 @@ def _relative(got: np.ndarray, want: torch.Tensor) -> float:
 
 def export_nano(model: SiamModel, folder: str, opset: int = 18) -> NanoExport:
     """Write ``backbone.onnx`` and ``head.onnx`` under ``folder`` and compare them with PyTorch on random
-    input: ONNX Runtime at the declared shapes, and OpenCV's dnn on the backbone at the exemplar size."""
+    input: ONNX Runtime at the declared shapes, and OpenCV's dnn on the backbone at the exemplar size.
+    The graphs are of a copy whose backbone folded its consecutive linear layers (``fold_for_inference``,
+    where it has one) and whose head runs its two branches as one (:class:`FusedNanoHead`, where they are
+    alike): fewer layers for OpenCV to run, the same numbers. The checks compare with the model as given."""
     import cv2
 
     from ..tracking.onnx_runtime import session
@@ -85,6 +92,14 @@ def export_nano(model: SiamModel, folder: str, opset: int = 18) -> NanoExport:
     with torch.no_grad():
         fz, fx = backbone(z), backbone(x)
         cls, loc = head(fz, fx)
+    folded: list[str] = []
+    if hasattr(model.backbone, "fold_for_inference"):
+        model = copy.deepcopy(model)
+        folded = model.backbone.fold_for_inference()
+        backbone, head = _Backbone(model).eval(), _Head(model).eval()
+    fused = fusable(model.head)
+    if fused:
+        head = FusedNanoHead(model.head).eval()
     paths = {"backbone": os.path.join(folder, "backbone.onnx"), "head": os.path.join(folder, "head.onnx")}
     _write(backbone, (x,), paths["backbone"], BACKBONE_IO, opset)
     _write(head, (fz, fx), paths["head"], HEAD_IO, opset)
@@ -95,4 +110,4 @@ def export_nano(model: SiamModel, folder: str, opset: int = 18) -> NanoExport:
     net.setInput(z.numpy())
     got_z = net.forward()
     return NanoExport(paths, {"backbone": _relative(got_x, fx), "backbone@exemplar (OpenCV dnn)": _relative(got_z, fz),
-                              "head cls": _relative(got_cls, cls), "head loc": _relative(got_loc, loc)})
+                              "head cls": _relative(got_cls, cls), "head loc": _relative(got_loc, loc)}, folded, fused)

@@ -115,7 +115,7 @@ def _cut(s: Sweep, rate: float, teacher: Any, crops: Any, folder: str) -> dict[s
     shutil.rmtree(os.path.join(s.out, "eval", rate_name(rate)), ignore_errors=True)   # tracked by another cut
     z, x = crops()
     with torch_threads(s.threads):
-        student, fits = distill_nano(teacher, rate, z, x, tuple(s.parts), s.select, s.ridge)
+        student, fits, _ = distill_nano(teacher, rate, z, x, tuple(s.parts), s.select, s.ridge)
     done = export_nano(student, folder)
     cut = {"rate": rate, "settings": s.fit_settings(), "export_worst": done.worst, "macs": update_macs(student),
            "widths": [asdict(f) for f in fits]}

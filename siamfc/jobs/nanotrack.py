@@ -27,7 +27,7 @@ import torch
 from ..compression.nano_calibration import tracking_pairs
 from ..compression.end_to_end import FinetuneConfig, finetune
 from ..compression.nano_fit import distill_nano
-from ..compression.nano_widths import PARTS, cut_like, update_macs
+from ..compression.nano_widths import CUTTABLE, PARTS, cut_like, update_macs
 from ..compression.pseudo import PseudoConfig, frame_folders, pseudo_label
 from ..config import Config, ConfigError, from_dict, param
 from ..data.sequences import Sequence, source_video
@@ -56,7 +56,8 @@ class NanoJobConfig(Config):
     model: str = "configs/nanotrack/NanoTrackV2.yaml"
     weights: str = shared_path("peers", "nanotrackv2", "nanotrackv2.pth")
     rate: float = param(0.6, gt=0, le=1)
-    parts: list[str] = param(factory=lambda: list(PARTS), choices=PARTS)
+    parts: list[str] = param(factory=lambda: list(PARTS), choices=CUTTABLE)
+    drop: int = param(0, ge=0)   # whole layers each head tower loses before its widths are cut (nano_depth)
     select: str = param("greedy", choices=("greedy", "energy"))
     ridge: float = param(1.0e-3, ge=0)
     training: list[str] = param(factory=lambda: [f"folder:{EXTRA_REAL}:train",
@@ -192,12 +193,13 @@ class NanoJob(StagedJob):
         with np.load(os.path.join(self.out, "pairs", f"{name}.npz")) as f:
             return f["z"], f["x"]
 
-    def student(self, path: str) -> tuple[SiamModel, dict[str, list[int]]]:
-        """The saved cut at ``path`` and its kept channels."""
+    def student(self, path: str) -> tuple[SiamModel, dict[str, Any]]:
+        """The saved cut at ``path`` and its structure (``keeps``: kept channels, ``dropped``: head layers)."""
         saved = torch.load(path, map_location="cpu", weights_only=False)
-        model = cut_like(self.teacher(), saved["keeps"])
+        structure = {"keeps": saved["keeps"], "dropped": saved.get("dropped") or {}}
+        model = cut_like(self.teacher(), structure["keeps"], structure["dropped"])
         model.load_state_dict(saved["model"])
-        return model.eval(), saved["keeps"]
+        return model.eval(), structure
 
     # ------------------------------------------------------------- stages
     def stage_labels(self) -> dict[str, Any]:
@@ -226,16 +228,18 @@ class NanoJob(StagedJob):
     def stage_fit(self) -> dict[str, Any]:
         j = self.cfg.nanotrack
         with torch_threads(j.threads):
-            student, fits = distill_nano(self.teacher(), j.rate, *self.pairs("fit"), tuple(j.parts),
-                                         j.select, j.ridge)
+            student, fits, drops = distill_nano(self.teacher(), j.rate, *self.pairs("fit"), tuple(j.parts),
+                                                j.select, j.ridge, drop=j.drop)
         keeps = {f.producer: f.keep for f in fits}
-        torch_save({"keeps": keeps, "model": student.state_dict(), "rate": j.rate}, os.path.join(self.out, "fit.pth"))
+        dropped = {t: [d.layer for d in drops if d.tower == t] for t in {d.tower for d in drops}}
+        torch_save({"keeps": keeps, "dropped": dropped, "model": student.state_dict(), "rate": j.rate},
+                   os.path.join(self.out, "fit.pth"))
         return {"widths": [{k: v for k, v in asdict(f).items() if k != "keep"} for f in fits],
-                "macs": update_macs(student)}
+                "drops": [asdict(d) for d in drops], "macs": update_macs(student)}
 
     def stage_finetune(self) -> dict[str, Any]:
         j, ft = self.cfg.nanotrack, self.cfg.finetune
-        student, keeps = self.student(os.path.join(self.out, "fit.pth"))
+        student, structure = self.student(os.path.join(self.out, "fit.pth"))
         teacher = self.teacher()
         cfg = teacher.cfg
 
@@ -245,15 +249,15 @@ class NanoJob(StagedJob):
 
         with torch_threads(j.threads):
             state = finetune(student, teacher, draw, self.pairs("heldout"), ft, os.path.join(self.out, "finetune"))
-        torch_save({"keeps": keeps, "model": student.state_dict(), "rate": j.rate},
-                   os.path.join(self.out, "student.pth"))
+        torch_save({**structure, "model": student.state_dict(), "rate": j.rate}, os.path.join(self.out, "student.pth"))
         return {"history": state["history"], "best_epoch": state["best_epoch"], "best_heldout": state["best"]}
 
     def stage_export(self) -> dict[str, Any]:
         student, _ = self.student(os.path.join(self.out, "student.pth"))
         done = export_nano(student, self.out)
         files = peer_files("nanotrack", self.out)
-        return {"export_worst": max(done.worst.values()), "export_check": done.worst, "files": list(files), "params": onnx_parameters(files),
+        return {"export_worst": max(done.worst.values()), "export_check": done.worst, "folded": done.folded,
+                "files": list(files), "params": onnx_parameters(files),
                 "mb": sum(os.path.getsize(f) for f in files) / 1e6, "macs": update_macs(student)}
 
     def stage_evaluate(self) -> dict[str, Any]:

@@ -103,3 +103,33 @@ class MobileNetV3Small(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.features(x)
+
+    @torch.no_grad()
+    def fold_for_inference(self) -> list[str]:
+        """Fold each block's project conv + BN into the next block's expand conv where nothing lies between
+        (no residual add, no activation) and the product costs no more multiply-adds than the pair; the
+        project becomes the identity. Exact up to float rounding (products taken in float64). Returns the
+        blocks whose project went."""
+        folded = []
+        for i in range(1, len(self.features) - 1):
+            block, after = self.features[i], self.features[i + 1]
+            project, bn = block.conv[-2], block.conv[-1]
+            expand, bn2 = after.conv[0], after.conv[1]
+            # a residual add on either side reads the block's output a second time; a depthwise first
+            # conv means the next block has no expand conv
+            if block.identity or after.identity or not isinstance(project, nn.Conv2d) or expand.groups != 1 \
+                    or expand.kernel_size != (1, 1):
+                continue
+            n_in, n_mid, n_out = project.in_channels, project.out_channels, expand.out_channels
+            if n_in * n_out > n_mid * (n_in + n_out):
+                continue
+            scale = bn.weight.double() / torch.sqrt(bn.running_var.double() + bn.eps)
+            shift = bn.bias.double() - bn.running_mean.double() * scale
+            e = expand.weight.double().flatten(1)
+            merged = nn.Conv2d(n_in, n_out, 1, bias=False)
+            merged.weight.copy_((e @ (scale[:, None] * project.weight.double().flatten(1))).view_as(merged.weight))
+            bn2.running_mean.copy_(bn2.running_mean.double() - e @ shift)
+            after.conv[0] = merged
+            block.conv[-2], block.conv[-1] = nn.Identity(), nn.Identity()
+            folded.append(f"features.{i}")
+        return folded

@@ -80,6 +80,12 @@ class NanoHead(nn.Module):
         self.cls_pred = nn.Conv2d(hidden, 2, 1)
         self.loc_pred = nn.Conv2d(hidden, 4, 1)
 
+    def layer_spans(self) -> dict[str, list[range]]:
+        """Each tower's whole layers that map ``hidden`` to ``hidden`` channels (all but the first), as module
+        indices in the tower: compression may replace one by the identity and refit the layer after it."""
+        return {f"head.{b}_tower": [range(i, i + 4) for i in range(4, len(getattr(self, f"{b}_tower")), 4)]
+                for b in ("cls", "loc")}
+
     def prepare(self, fz: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         if fz.shape[-2] * fz.shape[-1] != self.positions:
             raise ValueError(f"the exemplar map is {fz.shape[-2]}x{fz.shape[-1]}; this head takes "
