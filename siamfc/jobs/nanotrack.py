@@ -257,6 +257,7 @@ class NanoJob(StagedJob):
         done = export_nano(student, self.out)
         files = peer_files("nanotrack", self.out)
         return {"export_worst": max(done.worst.values()), "export_check": done.worst, "folded": done.folded,
+                "fused": done.fused,
                 "files": list(files), "params": onnx_parameters(files),
                 "mb": sum(os.path.getsize(f) for f in files) / 1e6, "macs": update_macs(student)}
 

@@ -9,7 +9,9 @@ def render_markdown(r: dict[str, Any]) -> str:
     base, ours = ev["trackers"]["NanoTrackV2"], ev["trackers"]["NanoTrackV2-FD"]
     sets = [ev["selection"]] if isinstance(ev["selection"], str) else ev["selection"]   # a string before 12-07
     lines = [
-        f"# NanoTrack v2, FD at keep-ratio {r['rate']:.2f}, inside cv2.TrackerNano"
+        f"# NanoTrack v2, FD at keep-ratio {r['rate']:.2f}"
+        + (f", {len(r['fit']['drops']) // 2} layers fewer a head tower" if r["fit"].get("drops") else "")
+        + ", inside cv2.TrackerNano"
         + (" (label-free: no box read; scored against the teacher's tracks)"
            if r["label_free"] else ""), "",
         f"{r['cpu']} ({r['isa']}), {r['threads']} threads. Selection sets, pooled: "
@@ -23,13 +25,20 @@ def render_markdown(r: dict[str, Any]) -> str:
         f"| ours: `backbone.onnx` + `head.onnx` | {ex['macs'] / 1e6:.1f} | {ex['params']:,} | {ex['mb']:.2f} | "
         f"{ours['fps']:.0f} | {ours['speedup']:.2f} ({ours['speedup_q1']:.2f}-{ours['speedup_q3']:.2f}) | "
         f"{ours['auc']:.3f} | {ours['auc_diff']:+.3f} ({ours['auc_diff_se']:.3f}) | {ours['precision']:.3f} |", "",
-        f"Export check: worst relative difference {ex['export_worst']:.1e} between PyTorch and the ONNX files.", "",
+        f"Export check: worst relative difference {ex['export_worst']:.1e} between PyTorch and the ONNX files"
+        + (f" (written with {', '.join(ex['folded'])} folded into the next block" if ex.get("folded") else "")
+        + (" and the head's two branches as one grouped chain)" if ex.get("fused") else
+           (")" if ex.get("folded") else "")) + ".", "",
         "## Distillation", "",
         f"Best held-out epoch {ft['best_epoch']} (epoch 0: the closed-form fits alone), held-out loss "
         f"{ft['best_heldout']:.4f}. Losses are relative to the teacher's own spread.", "",
         "| epoch | training loss | held-out loss |", "|---|---|---|"]
     lines += [f"| {h['epoch']} | {'-' if h['train'] is None else format(h['train'], '.4f')} | {h['heldout']:.4f} |"
               for h in ft["history"]]
+    if r["fit"].get("drops"):
+        lines += ["", "## Head layers dropped", "", "| tower | layer | tower output's error after the refit |",
+                  "|---|---|---|"]
+        lines += [f"| `{d['tower']}` | {d['layer']} | {d['error']:.3f} |" for d in r["fit"]["drops"]]
     lines += ["", "## Widths", "", "| producer | part | size | kept | error, old weights | error, refit |",
               "|---|---|---|---|---|---|"]
     lines += [f"| `{w['producer']}` | {w['part']} | {w['size']} | {w['kept']} | {w['error_dropped']:.3f} | "
