@@ -85,9 +85,7 @@ class Compressor:
         """The machine's GEMM peak (GFLOP/s) at this precision, measured once per run."""
         from ..evaluation.speed import gemm_peak
         kind = "bf16" if precision == "bf16" else "fp32"
-        if kind not in self._peaks:
-            self._peaks[kind] = gemm_peak(kind)
-        return self._peaks[kind]
+        return self._peaks[kind] if kind in self._peaks else self._peaks.setdefault(kind, gemm_peak(kind))
 
     def plan(self, step: int) -> FDPlan:
         return self.final.at(step)
@@ -230,7 +228,9 @@ class Compressor:
             raise RuntimeError(f"{phase_dir}: {info.get('diverged', 'no epoch finished')}, and init_candidate is off")
         trained = time.perf_counter()
         if len(epochs) > 1 or self.cfg.select.score_single:
-            candidates = [self.score(phase_dir, name, e) for e in epochs]
+            candidates = [score_candidate(self.cfg.select, TrackerSpec("siamfc", candidate_path(phase_dir, e),
+                                                                       self.cfg.select.backend, name=f"{name}_e{e}"),
+                                          phase_dir, e) for e in epochs]
         else:
             candidates = [unscored(epochs[0])]
         select_seconds = time.perf_counter() - trained
@@ -295,12 +295,4 @@ class Compressor:
         """Put a finished phase in state.json (replacing an earlier record of it) and the log."""
         self.state["phases"] = [p for p in self.state["phases"] if p["name"] != record["name"]] + [record]
         write_json(self.state_path, self.state)
-        self.write_log()
-
-    def score(self, phase_dir: str, name: str, epoch: int) -> dict[str, Any]:
-        """The candidate's selection score (``phase_select``)."""
-        spec = TrackerSpec("siamfc", candidate_path(phase_dir, epoch), self.cfg.select.backend, name=f"{name}_e{epoch}")
-        return score_candidate(self.cfg.select, spec, phase_dir, epoch)
-
-    def write_log(self) -> None:
         write_log(self.state, self.cfg, self.out_dir)
