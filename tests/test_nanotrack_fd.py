@@ -59,7 +59,8 @@ def test_folding_a_blocks_project_conv_into_the_next_expand_conv_is_exact_and_re
     net = MobileNetV3Small().eval()
     for m in net.modules():   # BN statistics that are not the identity, so the fold has a shift to carry
         if isinstance(m, torch.nn.BatchNorm2d):
-            m.running_mean.uniform_(-1, 1), m.running_var.uniform_(0.5, 2), m.weight.data.uniform_(0.5, 1.5)
+            m.running_mean.uniform_(-1, 1), m.running_var.uniform_(0.5, 2)
+            m.weight.data.uniform_(0.5, 1.5), m.bias.data.uniform_(-1, 1)
     folded = copy.deepcopy(net)
     assert folded.fold_for_inference() == ["features.1"]   # the only block whose output is read once, by a 1x1
     assert folded.fold_for_inference() == []
@@ -77,7 +78,8 @@ def test_the_heads_two_branches_run_as_one_give_the_same_maps_in_half_the_layers
     head = NanoHead().eval()
     for m in head.modules():
         if isinstance(m, torch.nn.BatchNorm2d):
-            m.running_mean.uniform_(-1, 1), m.running_var.uniform_(0.5, 2), m.bias.data.uniform_(-1, 1)
+            m.running_mean.uniform_(-1, 1), m.running_var.uniform_(0.5, 2)
+            m.weight.data.uniform_(0.5, 1.5), m.bias.data.uniform_(-1, 1)
     fused = FusedNanoHead(head).eval()
     convs = [sum(isinstance(m, torch.nn.Conv2d) for m in n.modules()) for n in (head, fused)]
     assert convs == [34, 17]   # every pair of convs is one
@@ -378,7 +380,7 @@ def test_the_keep_ratio_rule_takes_the_smallest_within_tolerance_else_the_most_a
         make_select_job("c.yaml", {"job": "nanotrack_select", "nanotrack": {"rate": 0.5, "weights": str(weights)}})
     with pytest.raises(ConfigError, match="nanotrack.drop: the candidates' dropped layers are choose.drops"):
         make_select_job("c.yaml", {"job": "nanotrack_select", "nanotrack": {"drop": 1, "weights": str(weights)}})
-    for bad in ({"drops": []}, {"drops": [-1]}, {"rule": "fastest"}, {"min_speedup": 0}):
+    for bad in ({"drops": []}, {"drops": [-1]}, {"drops": [0, 6]}, {"rule": "fastest"}, {"min_speedup": 0}):
         with pytest.raises(ConfigError, match="choose"):
             make_select_job("c.yaml", {"job": "nanotrack_select", "choose": bad,
                                        "nanotrack": {"out": str(tmp_path / "out"), "weights": str(weights)}})
@@ -427,6 +429,7 @@ def test_dropped_tower_layers_are_refit_a_saved_cut_rebuilds_and_the_pair_export
     pytest.importorskip("onnxruntime")
     from siamfc.deploy.nano_onnx import export_nano
     done = export_nano(student, str(tmp_path))   # identities leave no node; OpenCV and ONNX Runtime agree
+    assert {"head cls (OpenCV dnn)", "head loc (OpenCV dnn)"} <= set(done.worst)
     assert max(done.worst.values()) < 1e-4 and done.folded == ["features.1"] and done.fused, done
     # nothing else cut: the refit drops sit nearer the teacher than the same drops left as they are
     refit, _, same = distill_nano(teacher, 1.0, *crops, progress=False, drop=2)

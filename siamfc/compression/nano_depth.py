@@ -25,7 +25,8 @@ from .least_squares import Moments, affine, phi_rows, ridge_towards, rows, set_a
 class LayerDrop:
     tower: str
     layer: int           # index of the layer in the tower (its modules: layer_spans()[tower][layer - 1])
-    error: float         # relative RMS error of the tower's output against the teacher's, after the refit
+    error: float         # relative RMS error of the branch's prediction (after the tower's 1x1 prediction conv)
+                         # against the teacher's, after the refit
 
 
 def apply_drops(model: nn.Module, dropped: dict[str, list[int]]) -> None:
@@ -55,7 +56,7 @@ def _consumer(model: nn.Module, tower: str, layer: int, dropped: list[int]) -> t
 @torch.no_grad()
 def _try(student: nn.Module, teacher: nn.Module, stream: Any, tower: str, layer: int, dropped: list[int],
          ridge: float) -> tuple[nn.Module, float]:
-    """A copy of ``student`` with ``layer`` dropped and its consumer refit, and the tower output's error."""
+    """A copy of ``student`` with ``layer`` dropped and its consumer refit, and the prediction's error."""
     trial = copy.deepcopy(student)
     apply_drops(trial, {tower: [layer]})
     conv_name, bn_name = _consumer(trial, tower, layer, dropped + [layer])
@@ -70,7 +71,6 @@ def _try(student: nn.Module, teacher: nn.Module, stream: Any, tower: str, layer:
             stream.run(trial, s, stream.at, end)
             y = stream.run(teacher, t, stream.at, end)
             moments.add(phi_rows(seen["x"]), rows(y))
-            moments.ref += float((y.double() ** 2).sum())
     finally:
         hook.remove()
     set_affine(conv, bn, ridge_towards(moments.g, moments.c, affine(conv, bn), ridge))

@@ -109,5 +109,11 @@ def export_nano(model: SiamModel, folder: str, opset: int = 18) -> NanoExport:
     net = cv2.dnn.readNet(paths["backbone"])   # OpenCV reshapes the 255 graph to the exemplar itself
     net.setInput(z.numpy())
     got_z = net.forward()
+    net = cv2.dnn.readNet(paths["head"])   # the head as cv2.TrackerNano runs it, rewritten graph and all
+    net.setInput(fz.numpy(), "input1")
+    net.setInput(fx.numpy(), "input2")
+    cv_cls, cv_loc = net.forward(HEAD_IO[1])
     return NanoExport(paths, {"backbone": _relative(got_x, fx), "backbone@exemplar (OpenCV dnn)": _relative(got_z, fz),
-                              "head cls": _relative(got_cls, cls), "head loc": _relative(got_loc, loc)}, folded, fused)
+                              "head cls": _relative(got_cls, cls), "head loc": _relative(got_loc, loc),
+                              "head cls (OpenCV dnn)": _relative(cv_cls, cls), "head loc (OpenCV dnn)": _relative(cv_loc, loc)},
+                      folded, fused)

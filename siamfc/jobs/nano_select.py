@@ -28,7 +28,7 @@ from ..errors import InputError
 from ..files import atomic_path, save_figure, write_json, write_text
 from ..stages import StagedJob
 from ..system import cpu_name, isa_summary
-from .nanotrack import NanoConfig, NanoJob, make_job as make_nano_job
+from .nanotrack import NanoConfig, NanoJob, check_drop, make_job as make_nano_job
 
 
 @dataclass
@@ -60,6 +60,7 @@ def make_job(path: str, data: dict[str, Any], out: str | None = None) -> "NanoSe
             raise ConfigError(f"{path}:nanotrack.{key}", f"the candidates' {what}")
     data["job"] = "nanotrack"
     nano = make_nano_job(path, data, out).cfg   # checks every nanotrack and finetune key
+    check_drop(f"{path}:choose.drops", nano.nanotrack.model, max(choose.drops))
     return NanoSelectJob(nano, choose)
 
 
@@ -130,9 +131,10 @@ class NanoSelectJob(StagedJob):
             met = {"fast_enough": bool(fast), "min_speedup": c.min_speedup}
         else:
             within = [r for r in rows if r["auc_diff"] >= -c.tolerance]
-            pick = min(within, key=lambda r: (r["rate"], r["drop"])) if within else max(rows, key=lambda r: r["auc"])
+            pick = min(within, key=lambda r: (r["rate"], r.get("drop", 0))) if within else \
+                max(rows, key=lambda r: r["auc"])
             met = {"within_tolerance": bool(within), "tolerance": c.tolerance}
-        return {"rule": c.rule, "rate": pick["rate"], "drop": pick["drop"], **met}
+        return {"rule": c.rule, "rate": pick["rate"], "drop": pick.get("drop", 0), **met}
 
     def stage_export(self) -> dict[str, Any]:
         chosen = self.result("choose")

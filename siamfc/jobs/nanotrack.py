@@ -39,7 +39,7 @@ from ..evaluation.interleaved import interleaved_fps, paired_speedup
 from ..evaluation.summary import paired_difference
 from ..files import atomic_path, torch_save, write_json, write_text
 from ..models.model_io import load_model
-from ..models.siamese import SiamModel
+from ..models.siamese import SiamModel, build_model, model_config
 from ..shared import shared_path
 from ..stages import StagedJob
 from ..system import cpu_name, isa_summary
@@ -81,6 +81,15 @@ class NanoConfig(Config):
     pseudo: PseudoConfig = param(factory=PseudoConfig)
 
 
+def check_drop(key: str, model: str, drop: int) -> None:
+    """``drop`` head layers a tower must leave one: read from the model's own structure, before any stage."""
+    if drop:
+        spans = build_model(model_config(model)).head.layer_spans()
+        if drop > min(len(s) for s in spans.values()):
+            raise ConfigError(key, f"{drop}: {model}'s head towers have {min(len(s) for s in spans.values())} "
+                                   f"layers that can go")
+
+
 def make_job(path: str, data: dict[str, Any], out: str | None = None) -> "NanoJob":
     cfg = from_dict(NanoConfig, data, f"{path}:")
     if out:
@@ -90,6 +99,7 @@ def make_job(path: str, data: dict[str, Any], out: str | None = None) -> "NanoJo
             raise ConfigError(f"{path}:nanotrack.{key}", f"{getattr(cfg.nanotrack, key)}: file not found")
     if not cfg.nanotrack.selection:
         raise ConfigError(f"{path}:nanotrack.selection", "at least one BENCHMARK:ROOT[:SPLIT] set is needed")
+    check_drop(f"{path}:nanotrack.drop", cfg.nanotrack.model, cfg.nanotrack.drop)
     for role in ("training", "selection"):
         for i, text in enumerate(getattr(cfg.nanotrack, role)):
             if len(text.split(":")) not in (2, 3):

@@ -4,6 +4,12 @@ from __future__ import annotations
 from typing import Any
 
 
+def _rewrites(ex: dict[str, Any]) -> str:
+    done = [f"{', '.join(ex['folded'])} folded into the next block"] if ex.get("folded") else []
+    done += ["the head's two branches as one grouped chain"] if ex.get("fused") else []
+    return f" (written with {' and '.join(done)})" if done else ""
+
+
 def render_markdown(r: dict[str, Any]) -> str:
     ev, ex, ft = r["evaluate"], r["export"], r["finetune"]
     base, ours = ev["trackers"]["NanoTrackV2"], ev["trackers"]["NanoTrackV2-FD"]
@@ -26,9 +32,7 @@ def render_markdown(r: dict[str, Any]) -> str:
         f"{ours['fps']:.0f} | {ours['speedup']:.2f} ({ours['speedup_q1']:.2f}-{ours['speedup_q3']:.2f}) | "
         f"{ours['auc']:.3f} | {ours['auc_diff']:+.3f} ({ours['auc_diff_se']:.3f}) | {ours['precision']:.3f} |", "",
         f"Export check: worst relative difference {ex['export_worst']:.1e} between PyTorch and the ONNX files"
-        + (f" (written with {', '.join(ex['folded'])} folded into the next block" if ex.get("folded") else "")
-        + (" and the head's two branches as one grouped chain)" if ex.get("fused") else
-           (")" if ex.get("folded") else "")) + ".", "",
+        + _rewrites(ex) + ".", "",
         "## Distillation", "",
         f"Best held-out epoch {ft['best_epoch']} (epoch 0: the closed-form fits alone), held-out loss "
         f"{ft['best_heldout']:.4f}. Losses are relative to the teacher's own spread.", "",

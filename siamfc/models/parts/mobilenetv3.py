@@ -116,9 +116,9 @@ class MobileNetV3Small(nn.Module):
             project, bn = block.conv[-2], block.conv[-1]
             expand, bn2 = after.conv[0], after.conv[1]
             # a residual add on either side reads the block's output a second time; a depthwise first
-            # conv means the next block has no expand conv
+            # conv means the next block has no expand conv; the product carries no conv bias
             if block.identity or after.identity or not isinstance(project, nn.Conv2d) or expand.groups != 1 \
-                    or expand.kernel_size != (1, 1):
+                    or expand.kernel_size != (1, 1) or project.bias is not None or expand.bias is not None:
                 continue
             n_in, n_mid, n_out = project.in_channels, project.out_channels, expand.out_channels
             if n_in * n_out > n_mid * (n_in + n_out):

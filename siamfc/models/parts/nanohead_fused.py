@@ -65,7 +65,7 @@ class FusedNanoHead(nn.Module):
         tower: list[nn.Module] = []
         for (dw1, pw1, bn1), (dw2, pw2, bn2) in zip(_layers(head.cls_tower), _layers(head.loc_tower)):
             tower.append(_conv([dw1.weight.detach().double(), dw2.weight.detach().double()], None,
-                               groups=dw1.groups + dw2.groups, padding=1))
+                               groups=dw1.groups + dw2.groups, padding=dw1.padding[0]))
             tower += [_conv(*zip(_folded(pw1, bn1), _folded(pw2, bn2)), groups=2), nn.ReLU6()]
         self.tower = nn.Sequential(*tower)
         (wc, bc), (wl, bl) = _folded(head.cls_pred, None), _folded(head.loc_pred, None)
@@ -75,7 +75,8 @@ class FusedNanoHead(nn.Module):
                           [torch.cat([bc, bc.new_zeros(pad)]), bl], groups=2)
 
     def forward(self, zf: torch.Tensor, xf: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        n, c, h, w = xf.shape
+        n, _, h, w = xf.shape
+        c = self.search.out_channels // 2   # each branch's correlation width
         kernel = self.kernel(zf).reshape(2 * n, c, -1).transpose(1, 2)   # (2n, exemplar positions, c)
         corr = torch.matmul(kernel, self.search(xf).reshape(2 * n, c, h * w)).reshape(n, -1, h, w)
         gate = torch.sigmoid(self.fc2(torch.relu(self.fc1(corr.mean((2, 3), keepdim=True)))))
