@@ -50,7 +50,8 @@ def main() -> None:
             done = export_nano(model, args.out, args.opset)
             print(", ".join(f"{k} {v:.2e}" for k, v in done.worst.items()) + " worst relative difference, "
                   "ONNX Runtime (OpenCV dnn where named) vs PyTorch"
-                  + (f"; folded into the next block: {', '.join(done.folded)}" if done.folded else ""))
+                  + (f"; folded into the next block: {', '.join(done.folded)}" if done.folded else "")
+                  + ("; the head's two branches written as one" if done.fused else ""))
         else:
             done = export_model(model, args.out, args.opset)
             print(", ".join(f"{k}.onnx {v:.2e}" for k, v in done.worst.items()) + " worst relative difference, "
