@@ -14,7 +14,7 @@ import torch
 from conftest import REPO, SHARED, moving_patch_clip, need_shared, write_otb_sequence, write_video_sequence
 from siamfc.compression.least_squares import greedy_keep
 from siamfc.compression.nano_calibration import tracking_pairs
-from siamfc.compression.nano_depth import apply_drops
+from siamfc.compression.nano_depth import apply_drops, by_tower
 from siamfc.compression.nano_fit import distill_nano, kept_channels
 from siamfc.compression.end_to_end import (FinetuneConfig, distill_loss, finetune, heldout_loss, outputs,
                                           param_groups)
@@ -404,10 +404,6 @@ def test_the_speed_rule_takes_the_most_accurate_fast_enough_cut_else_the_fastest
         write_json(job.marker("candidates"), {"rows": rows})
         assert job.stage_choose() == {"rule": "speed", "rate": want[0], "drop": want[1], "fast_enough": met,
                                       "min_speedup": 1.35}
-
-
-def by_tower(drops: list) -> dict[str, list[int]]:
-    return {t: [d.layer for d in drops if d.tower == t] for t in ("head.cls_tower", "head.loc_tower")}
 
 
 def test_dropped_tower_layers_are_refit_a_saved_cut_rebuilds_and_the_pair_exports(teacher, crops, tmp_path):

@@ -26,7 +26,6 @@ from ..models.batchnorm import identity_bns, reexpress_identity_bns
 from ..models.checkpoint import load_checkpoint, save_checkpoint
 from ..models.fd import FDChain, FDPlan
 from ..models.net import SiamNet
-from ..tracking.factory import TrackerSpec
 from ..training.bank import TeacherBank
 from ..training.distill import DistillTrainer, distill_gflop_per_pair
 from ..training.trainer import TrainConfig, TrainingDiverged, epoch_path
@@ -85,7 +84,9 @@ class Compressor:
         """The machine's GEMM peak (GFLOP/s) at this precision, measured once per run."""
         from ..evaluation.speed import gemm_peak
         kind = "bf16" if precision == "bf16" else "fp32"
-        return self._peaks[kind] if kind in self._peaks else self._peaks.setdefault(kind, gemm_peak(kind))
+        if kind not in self._peaks:
+            self._peaks[kind] = gemm_peak(kind)
+        return self._peaks[kind]
 
     def plan(self, step: int) -> FDPlan:
         return self.final.at(step)
@@ -228,9 +229,8 @@ class Compressor:
             raise RuntimeError(f"{phase_dir}: {info.get('diverged', 'no epoch finished')}, and init_candidate is off")
         trained = time.perf_counter()
         if len(epochs) > 1 or self.cfg.select.score_single:
-            candidates = [score_candidate(self.cfg.select, TrackerSpec("siamfc", candidate_path(phase_dir, e),
-                                                                       self.cfg.select.backend, name=f"{name}_e{e}"),
-                                          phase_dir, e) for e in epochs]
+            candidates = [score_candidate(self.cfg.select, candidate_path(phase_dir, e), f"{name}_e{e}", phase_dir, e)
+                          for e in epochs]
         else:
             candidates = [unscored(epochs[0])]
         select_seconds = time.perf_counter() - trained

@@ -39,6 +39,11 @@ def apply_drops(model: nn.Module, dropped: dict[str, list[int]]) -> None:
                 seq[i] = nn.Identity()
 
 
+def by_tower(drops: list[LayerDrop]) -> dict[str, list[int]]:
+    """``{tower: [layer, ...]}``, as ``apply_drops`` and ``cut_like`` take them, in the order they were dropped."""
+    return {t: [d.layer for d in drops if d.tower == t] for t in dict.fromkeys(d.tower for d in drops)}
+
+
 def _live(model: nn.Module, tower: str, dropped: list[int]) -> list[int]:
     return [k + 1 for k in range(len(model.head.layer_spans()[tower])) if k + 1 not in dropped]
 
@@ -98,9 +103,7 @@ def drop_layers(nets: tuple[nn.Module, nn.Module], streams: dict[str, Any], coun
                      for k in _live(student, tower, dropped)}
             best = min(tried, key=lambda k: tried[k][1])
             apply_drops(student, {tower: [best]})
-            conv_name, bn_name = _consumer(student, tower, best, dropped + [best])
-            for name in filter(None, (conv_name, bn_name)):
-                student.get_submodule(name).load_state_dict(tried[best][0].get_submodule(name).state_dict())
+            student.load_state_dict(tried[best][0].state_dict())   # the same modules now: the refit comes along
             dropped.append(best)
             done.append(LayerDrop(tower, best, tried[best][1]))
     return done

@@ -34,9 +34,11 @@ def selection_names(sel: SelectConfig) -> list[str] | None:
 KEYS = ("auc", "precision", "success_rate")
 
 
-def score_candidate(sel: SelectConfig, spec: TrackerSpec, phase_dir: str, epoch: int) -> dict[str, Any]:
-    """``spec``'s selection score over the held-out sequences (with the extra sets, pooled sequence by
-    sequence) and, where set, the held-out tails of the training sequences; the tracks go under ``phase_dir``."""
+def score_candidate(sel: SelectConfig, checkpoint: str, name: str, phase_dir: str, epoch: int) -> dict[str, Any]:
+    """The SiamFC ``checkpoint``'s selection score (tracked with ``sel.backend`` as ``name``) over the held-out
+    sequences (with the extra sets, pooled sequence by sequence) and, where set, the held-out tails of the
+    training sequences; the tracks go under ``phase_dir``."""
+    spec = TrackerSpec("siamfc", checkpoint, sel.backend, name=name)
     held = [evaluate(spec, sel.benchmark, sel.root, os.path.join(phase_dir, "select"), sel.workers,
                      selection_names(sel), segment=sel.segment, plots=False)]
     for i, text in enumerate(sel.extra):

@@ -26,6 +26,7 @@ import torch
 
 from ..compression.nano_calibration import tracking_pairs
 from ..compression.end_to_end import FinetuneConfig, finetune
+from ..compression.nano_depth import by_tower
 from ..compression.nano_fit import distill_nano
 from ..compression.nano_widths import CUTTABLE, PARTS, cut_like, update_macs
 from ..compression.pseudo import PseudoConfig, frame_folders, pseudo_label
@@ -241,8 +242,7 @@ class NanoJob(StagedJob):
             student, fits, drops = distill_nano(self.teacher(), j.rate, *self.pairs("fit"), tuple(j.parts),
                                                 j.select, j.ridge, drop=j.drop)
         keeps = {f.producer: f.keep for f in fits}
-        dropped = {t: [d.layer for d in drops if d.tower == t] for t in {d.tower for d in drops}}
-        torch_save({"keeps": keeps, "dropped": dropped, "model": student.state_dict(), "rate": j.rate},
+        torch_save({"keeps": keeps, "dropped": by_tower(drops), "model": student.state_dict(), "rate": j.rate},
                    os.path.join(self.out, "fit.pth"))
         return {"widths": [{k: v for k, v in asdict(f).items() if k != "keep"} for f in fits],
                 "drops": [asdict(d) for d in drops], "macs": update_macs(student)}
