@@ -10,6 +10,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..models.batchnorm import conv_bn_affine
+
 
 def rows(t: torch.Tensor) -> torch.Tensor:
     """N x C [x H x W] -> float64 rows of C, one per sample and position."""
@@ -71,12 +73,8 @@ def greedy_keep(g: torch.Tensor, c: torch.Tensor, k: int) -> torch.Tensor:
 
 def affine(conv: nn.Conv2d, bn: nn.BatchNorm2d | None) -> torch.Tensor:
     """The 1x1 conv (+ BN) as ``[A b]`` (out x in+1), float64."""
-    a = conv.weight.detach().double().flatten(1)
-    b = conv.bias.detach().double() if conv.bias is not None else torch.zeros(len(a), dtype=torch.float64)
-    if bn is not None:
-        scale = bn.weight.double() / torch.sqrt(bn.running_var.double() + bn.eps)
-        a, b = scale[:, None] * a, scale * (b - bn.running_mean.double()) + bn.bias.double()
-    return torch.cat([a, b[:, None]], 1)
+    a, b = conv_bn_affine(conv, bn)
+    return torch.cat([a.flatten(1), b[:, None]], 1)
 
 
 @torch.no_grad()

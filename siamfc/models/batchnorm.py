@@ -1,4 +1,5 @@
-"""BatchNorm layers that were folded away: find them and give them real statistics.
+"""BatchNorm layers that were folded away: find them and give them real statistics; and a conv + BN
+read as one affine map, for the folds that remove a BN.
 
 Some released networks (``SiamFC_VID.pth``) carry BN layers that are the identity
 (mean 0, variance 1, weight 1, bias 0) because BN was folded into the convs. In
@@ -12,6 +13,17 @@ from __future__ import annotations
 
 import torch
 from torch import nn
+
+
+def conv_bn_affine(conv: nn.Conv2d, bn: nn.BatchNorm2d | None) -> tuple[torch.Tensor, torch.Tensor]:
+    """``bn(conv(x))`` (eval mode) as one conv's weight (the conv's shape) and bias, float64."""
+    w = conv.weight.detach().double()
+    b = conv.bias.detach().double() if conv.bias is not None else torch.zeros(len(w), dtype=torch.float64)
+    if bn is not None:
+        scale = bn.weight.detach().double() / torch.sqrt(bn.running_var.double() + bn.eps)
+        w = w * scale.view(-1, *[1] * (w.dim() - 1))
+        b = scale * (b - bn.running_mean.double()) + bn.bias.detach().double()
+    return w, b
 
 
 def is_identity(bn: nn.BatchNorm2d, tol: float = 1e-6) -> bool:

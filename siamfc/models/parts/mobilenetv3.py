@@ -14,6 +14,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from ..batchnorm import conv_bn_affine
 from .registry import BACKBONES
 
 # kernel, expanded width, out width, squeeze-excitation, hard-swish, stride (the paper's table 2)
@@ -116,19 +117,18 @@ class MobileNetV3Small(nn.Module):
             project, bn = block.conv[-2], block.conv[-1]
             expand, bn2 = after.conv[0], after.conv[1]
             # a residual add on either side reads the block's output a second time; a depthwise first
-            # conv means the next block has no expand conv; the product carries no conv bias
+            # conv means the next block has no expand conv; the expand conv's own bias would need a home
             if block.identity or after.identity or not isinstance(project, nn.Conv2d) or expand.groups != 1 \
-                    or expand.kernel_size != (1, 1) or project.bias is not None or expand.bias is not None:
+                    or expand.kernel_size != (1, 1) or expand.bias is not None:
                 continue
             n_in, n_mid, n_out = project.in_channels, project.out_channels, expand.out_channels
             if n_in * n_out > n_mid * (n_in + n_out):
                 continue
-            scale = bn.weight.double() / torch.sqrt(bn.running_var.double() + bn.eps)
-            shift = bn.bias.double() - bn.running_mean.double() * scale
+            p, shift = conv_bn_affine(project, bn)
             e = expand.weight.double().flatten(1)
             merged = nn.Conv2d(n_in, n_out, 1, bias=False)
-            merged.weight.copy_((e @ (scale[:, None] * project.weight.double().flatten(1))).view_as(merged.weight))
-            bn2.running_mean.copy_(bn2.running_mean.double() - e @ shift)
+            merged.weight.copy_((e @ p.flatten(1)).view_as(merged.weight))
+            bn2.running_mean.copy_(bn2.running_mean.double() - e @ shift)   # E(Px + c) = (EP)x + Ec
             after.conv[0] = merged
             block.conv[-2], block.conv[-1] = nn.Identity(), nn.Identity()
             folded.append(f"features.{i}")

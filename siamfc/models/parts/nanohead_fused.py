@@ -12,17 +12,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from ..batchnorm import conv_bn_affine
 from .nanohead import NanoHead
-
-
-def _folded(conv: nn.Conv2d, bn: nn.BatchNorm2d | None) -> tuple[torch.Tensor, torch.Tensor]:
-    """``conv`` then ``bn`` as one weight and bias, float64."""
-    w = conv.weight.detach().double()
-    b = conv.bias.detach().double() if conv.bias is not None else torch.zeros(len(w), dtype=torch.float64)
-    if bn is not None:
-        scale = bn.weight.double() / torch.sqrt(bn.running_var.double() + bn.eps)
-        w, b = w * scale.view(-1, 1, 1, 1), scale * (b - bn.running_mean.double()) + bn.bias.double()
-    return w, b
 
 
 def _conv(weights: list[torch.Tensor], biases: list[torch.Tensor] | None, groups: int, padding: int = 0) -> nn.Conv2d:
@@ -58,17 +49,17 @@ class FusedNanoHead(nn.Module):
         if not fusable(head):
             raise ValueError("the head's branches differ in shape: they cannot run as one")
         corr = (head.corr_cls, head.corr_loc)
-        self.kernel = _conv(*zip(*(_folded(c.conv_kernel[0], c.conv_kernel[1]) for c in corr)), groups=1)
-        self.search = _conv(*zip(*(_folded(c.conv_search[0], c.conv_search[1]) for c in corr)), groups=1)
-        self.fc1 = _conv(*zip(*(_folded(c.attention.fc1, None) for c in corr)), groups=2)
-        self.fc2 = _conv(*zip(*(_folded(c.attention.fc2, None) for c in corr)), groups=2)
+        self.kernel = _conv(*zip(*(conv_bn_affine(c.conv_kernel[0], c.conv_kernel[1]) for c in corr)), groups=1)
+        self.search = _conv(*zip(*(conv_bn_affine(c.conv_search[0], c.conv_search[1]) for c in corr)), groups=1)
+        self.fc1 = _conv(*zip(*(conv_bn_affine(c.attention.fc1, None) for c in corr)), groups=2)
+        self.fc2 = _conv(*zip(*(conv_bn_affine(c.attention.fc2, None) for c in corr)), groups=2)
         tower: list[nn.Module] = []
         for (dw1, pw1, bn1), (dw2, pw2, bn2) in zip(_layers(head.cls_tower), _layers(head.loc_tower)):
             tower.append(_conv([dw1.weight.detach().double(), dw2.weight.detach().double()], None,
                                groups=dw1.groups + dw2.groups, padding=dw1.padding[0]))
-            tower += [_conv(*zip(_folded(pw1, bn1), _folded(pw2, bn2)), groups=2), nn.ReLU6()]
+            tower += [_conv(*zip(conv_bn_affine(pw1, bn1), conv_bn_affine(pw2, bn2)), groups=2), nn.ReLU6()]
         self.tower = nn.Sequential(*tower)
-        (wc, bc), (wl, bl) = _folded(head.cls_pred, None), _folded(head.loc_pred, None)
+        (wc, bc), (wl, bl) = conv_bn_affine(head.cls_pred, None), conv_bn_affine(head.loc_pred, None)
         self.classes = len(wc)
         pad = len(wl) - len(wc)   # the class rows padded to the box rows' count, so the groups are equal
         self.pred = _conv([torch.cat([wc, wc.new_zeros((pad, *wc.shape[1:]))]), wl],
