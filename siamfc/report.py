@@ -105,7 +105,9 @@ def render_markdown(r: dict[str, Any]) -> str:
          f"Run on {r['date']}, {r['cpu']} ({r['isa']}), {r['threads']} torch threads, PyTorch {r['torch']}. "
          + (f"The teacher trained in {r['training_precision']['precision']}: "
             f"{r['training_precision']['reason']}." if r.get("training_precision") else ""),
-         f"Pipeline wall time {r['elapsed_s'] / 60:.1f} min (setup excluded).", "",
+         f"Pipeline wall time {r['elapsed_s'] / 60:.1f} min (setup excluded). Every tracker ran SiamFC's "
+         + (f"tracking with {', '.join(f'{k} = {v}' for k, v in r['track'].items())}." if r.get("track")
+            else "default tracking."), "",
          *previous_recipe_lines(r.get("against_previous_recipe") or {}),
          f"**{summary_text(r).splitlines()[0]}**", "",
          "## Compression", "",

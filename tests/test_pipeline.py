@@ -21,6 +21,7 @@ compress:                 # the default recipe (closed-form steps, distilled fin
   finetune: {{epochs: 1, batch_size: 2}}
   select: {{workers: 1, score_single: false}}   # steps (one candidate) go untracked, fine-tunes are chosen
   diagnose: {{pairs: 4}}    # each phase against the teacher on 4 pairs of the cropped selection split
+track: {{instance_sz: 207, response_sz: 11, window_influence: 0.0}}   # the quickstart's tracker
 """
 
 
@@ -81,8 +82,9 @@ def test_tiny_pipeline_killed_in_compression_resumes_there_reports_and_reruns_no
     assert {k: v["backend"] for k, v in report["val"].items()} == {
         k: "none" if k == "identity" else "onnxruntime" for k in report["val"]}
 
+    assert report["track"] == {"instance_sz": 207, "response_sz": 11, "window_influence": 0.0}
     md = (out / "REPORT.md").read_text()
-    for needle in ("## Compression", "| SiamFC teacher |", "| FD slim", "## Accuracy on the synthetic val split",
+    for needle in ("tracking with instance_sz = 207, window_influence = 0.0, response_sz = 11.", "## Compression", "| SiamFC teacher |", "| FD slim", "## Accuracy on the synthetic val split",
                    "| IdentityTracker |", "| SiamFC-random-seed0 |", "| SiamFC-random-seed2 |", "| FDSiamFC-slim |",
                    "![overlay](overlay.gif)", "| finetune9 |", "## Stage times", "| compress | selection |",
                    "| gate | value | bar | passed |", "backend that ran", "### AO by target motion",

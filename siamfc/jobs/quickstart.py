@@ -218,6 +218,7 @@ class Pipeline(StagedJob):
             "against_previous_recipe": _against(self.cfg.pipeline.previous_recipe, val["slim"]["ao"],
                                                 seconds.get("compress")),
             "names": {k: s.tracker_name for k, s in specs.items()},
+            "track": {k: v for k, v in to_dict(self.cfg.track).items() if v != getattr(TrackerConfig(), k)},
             "teacher_ao": val["teacher"]["ao"], "slim_ao": val["slim"]["ao"],
             "identity_ao": val["identity"]["ao"], "random_ao": float(np.mean(list(random.values()))),
             "random_ao_seeds": random,
