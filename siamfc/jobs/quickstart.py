@@ -218,7 +218,7 @@ class Pipeline(StagedJob):
             "against_previous_recipe": _against(self.cfg.pipeline.previous_recipe, val["slim"]["ao"],
                                                 seconds.get("compress")),
             "names": {k: s.tracker_name for k, s in specs.items()},
-            "track": {k: v for k, v in to_dict(self.cfg.track).items() if v != getattr(TrackerConfig(), k)},
+            "track": _changed(to_dict(self.cfg.track), to_dict(TrackerConfig())),   # what differs from SiamFC's
             "teacher_ao": val["teacher"]["ao"], "slim_ao": val["slim"]["ao"],
             "identity_ao": val["identity"]["ao"], "random_ao": float(np.mean(list(random.values()))),
             "random_ao_seeds": random,
@@ -323,6 +323,10 @@ def _against(previous: dict[str, Any], slim_ao: float, compress_s: float | None)
     if "compress_s" in previous and compress_s:
         out["compress_speedup"] = round(previous["compress_s"] / compress_s, 2)
     return out
+
+
+def _changed(values: dict[str, Any], defaults: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in values.items() if v != defaults[k]}
 
 
 def _brief(summary: dict[str, Any]) -> dict[str, Any]:
