@@ -84,7 +84,8 @@ def test_tiny_pipeline_killed_in_compression_resumes_there_reports_and_reruns_no
 
     assert report["track"] == {"instance_sz": 207, "response_sz": 11, "window_influence": 0.0}
     md = (out / "REPORT.md").read_text()
-    for needle in ("tracking with instance_sz = 207, window_influence = 0.0, response_sz = 11.", "## Compression", "| SiamFC teacher |", "| FD slim", "## Accuracy on the synthetic val split",
+    for needle in ("tracking with instance_sz = 207, window_influence = 0.0, response_sz = 11.", "## Compression",
+                   "| SiamFC teacher |", "| FD slim", "## Accuracy on the synthetic val split",
                    "| IdentityTracker |", "| SiamFC-random-seed0 |", "| SiamFC-random-seed2 |", "| FDSiamFC-slim |",
                    "![overlay](overlay.gif)", "| finetune9 |", "## Stage times", "| compress | selection |",
                    "| gate | value | bar | passed |", "backend that ran", "### AO by target motion",
